@@ -1,0 +1,1064 @@
+// Tests of sim/sim_network.h, the simulated network, against the contract of broker/env/network.h.
+//
+// Every test runs a real Simulator whose nodes run a small test program (TestNode). The test drives
+// the nodes' Envs (Listen, Connect, Send, Close) between simulator steps, and every connection
+// callback appends to a ConnLog owned by the fixture, so logs outlive crashed programs. Callbacks
+// capture the program's "alive" flag: a callback of a destroyed program is counted as stale instead
+// of touching freed memory. After every test, TearDown checks the contract's per-connection
+// invariants on every log (on_connected first and once for outgoing connections, nothing after a
+// failed connect or on_closed, at most one on_closed, no stale callbacks), so each scenario is also
+// checked for callback order, not only for its headline property.
+#include "sim/sim_network.h"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "broker/env/random.h"
+#include "gtest/gtest.h"
+#include "sim/simulator.h"
+
+namespace runnel::sim {
+namespace {
+
+// Everything one end of one connection saw, in order.
+struct ConnLog {
+  NodeId node = -1;
+  uint64_t incarnation = 0;
+  ConnectionId id = kNoConnection;
+  bool accepted = false;
+  NetworkAddress peer;  // for accepted connections: as reported to on_accept
+  std::string received;
+  std::vector<std::string> chunks;
+  std::vector<int64_t> receive_times_us;
+  // "connected <CODE>", "receive", "closed <CODE>".
+  std::vector<std::string> events;
+  std::optional<absl::Status> connect_status;
+  int64_t connect_time_us = -1;
+  std::optional<absl::Status> close_status;
+  int64_t close_time_us = -1;
+  // Code run inside the callbacks, as a node's own logic would.
+  std::function<void(ConnLog&)> on_connected_hook;
+  std::function<void(ConnLog&, absl::string_view)> on_receive_hook;
+};
+
+class NetworkTest;
+
+// A node's program: holds its Env and an "alive" flag its callbacks check.
+class TestNode {
+ public:
+  TestNode(Env& env, NetworkTest* test);
+  ~TestNode();
+  Env& env() { return env_; }
+  const std::shared_ptr<bool>& alive() const { return alive_; }
+
+ private:
+  Env& env_;
+  NetworkTest* test_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class NetworkTest : public ::testing::Test {
+ protected:
+  friend class TestNode;
+  static constexpr uint16_t kPort = 9092;
+
+  NetworkTest() { options_.seed = 11; }
+  // The simulator goes first: destroying it destroys the programs, whose destructors use the
+  // fixture's hooks and logs.
+  ~NetworkTest() override { simulator_.reset(); }
+
+  // Creates the simulator; tests adjust options_ first if they need to.
+  Simulator& sim() {
+    if (simulator_ == nullptr) {
+      simulator_ = std::make_unique<Simulator>(options_);
+      simulator_->trace().KeepInMemory(1'000'000);
+    }
+    return *simulator_;
+  }
+
+  NodeId AddNode(const std::string& name) {
+    NodeOptions node;
+    node.name = name;
+    const NodeId id =
+        sim().AddNode(node, [this](Env& env) { return std::make_shared<TestNode>(env, this); });
+    sim().StartNode(id);
+    return id;
+  }
+
+  Env& env(NodeId node) {
+    Env* env = sim().NodeEnv(node);
+    EXPECT_NE(env, nullptr) << "node " << node << " is down";
+    return *env;
+  }
+  TestNode& program(NodeId node) {
+    return *static_cast<TestNode*>(sim().NodeProgramObject(node).get());
+  }
+  NetworkAddress Address(NodeId node, uint16_t port = kPort) {
+    return NetworkAddress{sim().NodeName(node), port};
+  }
+
+  ConnectionCallbacks MakeCallbacks(ConnLog* log, std::shared_ptr<bool> alive) {
+    ConnectionCallbacks callbacks;
+    callbacks.on_connected = [this, log, alive](const absl::Status& status) {
+      if (!*alive) {
+        ++stale_callbacks_;
+        return;
+      }
+      log->connect_status = status;
+      log->connect_time_us = sim().NowUs();
+      log->events.push_back(absl::StrCat("connected ", absl::StatusCodeToString(status.code())));
+      if (log->on_connected_hook) log->on_connected_hook(*log);
+    };
+    callbacks.on_receive = [this, log, alive](absl::string_view bytes) {
+      if (!*alive) {
+        ++stale_callbacks_;
+        return;
+      }
+      if (log->events.empty() || log->events.back() != "receive") log->events.push_back("receive");
+      log->received.append(bytes.data(), bytes.size());
+      log->chunks.emplace_back(bytes);
+      log->receive_times_us.push_back(sim().NowUs());
+      if (log->on_receive_hook) log->on_receive_hook(*log, bytes);
+    };
+    callbacks.on_closed = [this, log, alive](const absl::Status& status) {
+      if (!*alive) {
+        ++stale_callbacks_;
+        return;
+      }
+      log->close_status = status;
+      log->close_time_us = sim().NowUs();
+      log->events.push_back(absl::StrCat("closed ", absl::StatusCodeToString(status.code())));
+    };
+    return callbacks;
+  }
+
+  // Listens on `port` of `node`; accepted connections get a ConnLog, then accept_hook_ runs.
+  ListenerId Listen(NodeId node, uint16_t port = kPort) {
+    std::shared_ptr<bool> alive = program(node).alive();
+    const uint64_t incarnation = sim().Incarnation(node);
+    absl::StatusOr<ListenerId> listener = env(node).network().Listen(
+        Address(node, port),
+        [this, node, incarnation, alive](ConnectionId id, const NetworkAddress& peer) {
+          if (!*alive) ++stale_callbacks_;
+          ConnLog& log = logs_.emplace_back();
+          log.node = node;
+          log.incarnation = incarnation;
+          log.id = id;
+          log.accepted = true;
+          log.peer = peer;
+          if (accept_hook_) accept_hook_(log);
+          return MakeCallbacks(&log, alive);
+        });
+    EXPECT_TRUE(listener.ok()) << listener.status();
+    return listener.ok() ? *listener : 0;
+  }
+
+  ConnLog* Connect(NodeId from, const NetworkAddress& to) {
+    ConnLog& log = logs_.emplace_back();
+    log.node = from;
+    log.incarnation = sim().Incarnation(from);
+    log.id = env(from).network().Connect(to, MakeCallbacks(&log, program(from).alive()));
+    EXPECT_NE(log.id, kNoConnection);
+    return &log;
+  }
+
+  absl::Status Send(const ConnLog* log, absl::string_view bytes) {
+    return env(log->node).network().Send(log->id, bytes);
+  }
+  void Close(const ConnLog* log) { env(log->node).network().Close(log->id); }
+
+  // The accepted ends on `node`, in accept order.
+  std::vector<ConnLog*> Accepted(NodeId node) {
+    std::vector<ConnLog*> result;
+    for (ConnLog& log : logs_) {
+      if (log.accepted && log.node == node) result.push_back(&log);
+    }
+    return result;
+  }
+
+  bool RunUntil(const std::function<bool()>& done, int64_t timeout_us = 60'000'000) {
+    return sim().RunUntilCondition(done, sim().NowUs() + timeout_us);
+  }
+
+  // Connects `client` to `server` (which must listen on kPort) and runs until both ends are up.
+  std::pair<ConnLog*, ConnLog*> Establish(NodeId client, NodeId server) {
+    const size_t accepted_before = Accepted(server).size();
+    ConnLog* client_log = Connect(client, Address(server));
+    EXPECT_TRUE(RunUntil([&] { return client_log->connect_status.has_value(); }));
+    EXPECT_TRUE(client_log->connect_status.value_or(absl::UnknownError("none")).ok());
+    std::vector<ConnLog*> accepted = Accepted(server);
+    EXPECT_EQ(accepted.size(), accepted_before + 1);
+    return {client_log, accepted.empty() ? nullptr : accepted.back()};
+  }
+
+  size_t CountTrace(TraceKind kind, NodeId node = -2, NodeId peer = -2) {
+    size_t count = 0;
+    for (const TraceEvent& event : sim().trace().kept_events()) {
+      if (event.kind() == kind && (node == -2 || event.node() == node) &&
+          (peer == -2 || event.peer_node() == peer)) {
+        ++count;
+      }
+    }
+    return count;
+  }
+
+  static std::string RandomBytes(Random& random, size_t size) {
+    std::string bytes(size, '\0');
+    for (char& c : bytes) c = static_cast<char>(random.Below(256));
+    return bytes;
+  }
+
+  // The contract's per-connection invariants, checked on every log after every test.
+  void TearDown() override {
+    EXPECT_EQ(stale_callbacks_, 0) << "callbacks ran for a destroyed program";
+    for (const ConnLog& log : logs_) {
+      const std::string where = absl::StrCat("node ", log.node, " connection ", log.id,
+                                             log.accepted ? " (accepted)" : " (outgoing)");
+      bool ended = false;
+      bool connected = log.accepted;
+      for (size_t i = 0; i < log.events.size(); ++i) {
+        const std::string& event = log.events[i];
+        EXPECT_FALSE(ended) << where << ": '" << event << "' after the connection ended";
+        if (event.rfind("connected", 0) == 0) {
+          EXPECT_FALSE(log.accepted) << where << ": on_connected on an accepted connection";
+          EXPECT_EQ(i, 0u) << where << ": on_connected is not the first callback";
+          connected = event == "connected OK";
+          if (!connected) ended = true;
+        } else {
+          EXPECT_TRUE(connected) << where << ": '" << event << "' before on_connected(OK)";
+          if (event.rfind("closed", 0) == 0) ended = true;
+        }
+      }
+    }
+  }
+
+  SimulatorOptions options_;
+  std::unique_ptr<Simulator> simulator_;
+  std::deque<ConnLog> logs_;
+  std::function<void(ConnLog&)> accept_hook_;
+  // Runs in a TestNode's destructor (with the node's Env still usable).
+  std::function<void(TestNode&)> on_destroy_;
+  int stale_callbacks_ = 0;
+};
+
+TestNode::TestNode(Env& env, NetworkTest* test) : env_(env), test_(test) {}
+
+TestNode::~TestNode() {
+  if (test_->on_destroy_) test_->on_destroy_(*this);
+  *alive_ = false;
+}
+
+// A connection is established (on_connected OK at the client, on_accept at the server, which sees
+// the client's host name), then bytes flow both ways in order and byte-exact, including NUL and
+// high bytes, in several Send calls each way. The trace records CONNECT_START, ACCEPT, CONNECT_OK,
+// SEND and DELIVER with the right nodes, and the connection stays open.
+TEST_F(NetworkTest, ConnectAndExchangeBytesBothWays) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  const int64_t start_us = sim().NowUs();
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(c->events, (std::vector<std::string>{"connected OK"}));
+  // One latency each way, drawn from [latency_us_min, latency_us_max].
+  EXPECT_GE(c->connect_time_us - start_us, 2 * options_.network.latency_us_min);
+  EXPECT_LE(c->connect_time_us - start_us, 2 * options_.network.latency_us_max);
+  EXPECT_EQ(s->peer.host, "node-b");
+  EXPECT_NE(c->id, s->id);
+
+  Random random(1);
+  std::string to_server;
+  std::string to_client;
+  for (int i = 0; i < 5; ++i) {
+    std::string a = RandomBytes(random, 1 + random.Below(3000));
+    std::string b = RandomBytes(random, 1 + random.Below(3000));
+    ASSERT_TRUE(Send(c, a).ok());
+    ASSERT_TRUE(Send(s, b).ok());
+    to_server += a;
+    to_client += b;
+  }
+  ASSERT_TRUE(Send(c, std::string("\0\xff\x80tail", 7)).ok());
+  to_server += std::string("\0\xff\x80tail", 7);
+  EXPECT_TRUE(RunUntil([&] {
+    return s->received.size() >= to_server.size() && c->received.size() >= to_client.size();
+  }));
+  EXPECT_EQ(s->received, to_server);
+  EXPECT_EQ(c->received, to_client);
+  EXPECT_FALSE(c->close_status.has_value());
+  EXPECT_FALSE(s->close_status.has_value());
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 1u);
+
+  EXPECT_EQ(CountTrace(CONNECT_START, client, server), 1u);
+  EXPECT_EQ(CountTrace(ACCEPT, server, client), 1u);
+  EXPECT_EQ(CountTrace(CONNECT_OK, client, server), 1u);
+  EXPECT_EQ(CountTrace(SEND, client, server), 6u);
+  EXPECT_EQ(CountTrace(SEND, server, client), 5u);
+  EXPECT_GE(CountTrace(DELIVER, server, client), 1u);
+  EXPECT_GE(CountTrace(DELIVER, client, server), 1u);
+  uint64_t delivered_to_server = 0;
+  for (const TraceEvent& event : sim().trace().kept_events()) {
+    if (event.kind() == DELIVER && event.node() == server) {
+      EXPECT_EQ(event.connection(), s->id);
+      delivered_to_server += event.bytes();
+    }
+    if (event.kind() == SEND && event.node() == client) {
+      EXPECT_EQ(event.connection(), c->id);
+    }
+  }
+  EXPECT_EQ(delivered_to_server, to_server.size());
+}
+
+// With every message split in two (delivery_split_probability = 1) and random latency spikes, 300
+// messages each way of random sizes (1 byte to 4 KiB) arrive byte-exact and in order: no chunk is
+// empty, chunks really were split (more chunks than messages of 2+ bytes), and receive times never
+// go backwards.
+TEST_F(NetworkTest, SplitDeliveryKeepsStreamsByteExactAndOrdered) {
+  options_.network.delivery_split_probability = 1.0;
+  options_.network.latency_spike_probability = 0.3;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+
+  Random random(2);
+  std::string to_server;
+  std::string to_client;
+  size_t multi_byte_messages = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string a = RandomBytes(random, 1 + random.Below(4096));
+    std::string b = RandomBytes(random, 1 + random.Below(4096));
+    multi_byte_messages += (a.size() > 1) + (b.size() > 1);
+    ASSERT_TRUE(Send(c, a).ok());
+    ASSERT_TRUE(Send(s, b).ok());
+    to_server += a;
+    to_client += b;
+    sim().RunFor(random.Between(0, 300));
+  }
+  EXPECT_TRUE(RunUntil([&] {
+    return s->received.size() >= to_server.size() && c->received.size() >= to_client.size();
+  }));
+  EXPECT_EQ(s->received, to_server);
+  EXPECT_EQ(c->received, to_client);
+  EXPECT_GT(s->chunks.size() + c->chunks.size(), multi_byte_messages);
+  for (const ConnLog* log : {c, s}) {
+    for (const std::string& chunk : log->chunks) EXPECT_FALSE(chunk.empty());
+    for (size_t i = 1; i < log->receive_times_us.size(); ++i) {
+      EXPECT_LE(log->receive_times_us[i - 1], log->receive_times_us[i]);
+    }
+  }
+}
+
+// Bytes sent before the connection is established are queued (SendBacklogBytes counts them) and
+// go out after it, before anything sent later: a message sent right after Connect, one sent by a
+// timer while the handshake is in flight (after the server accepted, before the client heard) and
+// one sent from on_connected arrive in that order.
+TEST_F(NetworkTest, BytesSentBeforeEstablishedArriveFirstAndInOrder) {
+  options_.network.latency_us_min = 100;  // fixed latency: accept at +100, on_connected at +200
+  options_.network.latency_us_max = 100;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  ConnLog* c = Connect(client, Address(server));
+  c->on_connected_hook = [this](ConnLog& log) { ASSERT_TRUE(Send(&log, "3-on-connected;").ok()); };
+  ASSERT_TRUE(Send(c, "1-before;").ok());
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), 9u);
+  env(client).clock().ScheduleAfter(150, [this, c] { ASSERT_TRUE(Send(c, "2-timer;").ok()); });
+  EXPECT_TRUE(RunUntil([&] { return !Accepted(server).empty(); }));
+  ASSERT_TRUE(RunUntil([&] { return Accepted(server)[0]->received.size() >= 32; }));
+  EXPECT_EQ(Accepted(server)[0]->received, "1-before;2-timer;3-on-connected;");
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), 0u);
+}
+
+// A server that writes (a greeting) or closes inside on_accept: the client still hears
+// on_connected(OK) before anything else, then the greeting, and for the close an orderly
+// on_closed(OK). Fixed latencies make the greeting's delivery time equal the handshake's.
+TEST_F(NetworkTest, ServerActionsInsideAcceptFollowOnConnected) {
+  options_.network.latency_us_min = 100;
+  options_.network.latency_us_max = 100;
+  const NodeId server = AddNode("node-a");
+  const NodeId greeter_client = AddNode("node-b");
+  const NodeId closed_client = AddNode("node-c");
+  Listen(server);
+  accept_hook_ = [this](ConnLog& log) {
+    if (log.peer.host == "node-b") {
+      ASSERT_TRUE(env(log.node).network().Send(log.id, "hello").ok());
+    } else {
+      env(log.node).network().Close(log.id);
+    }
+  };
+  ConnLog* greeted = Connect(greeter_client, Address(server));
+  ConnLog* closed = Connect(closed_client, Address(server));
+  EXPECT_TRUE(RunUntil([&] { return greeted->received == "hello" && closed->close_status; }));
+  EXPECT_EQ(greeted->events, (std::vector<std::string>{"connected OK", "receive"}));
+  EXPECT_EQ(closed->events, (std::vector<std::string>{"connected OK", "closed OK"}));
+}
+
+// Connecting to a port with no listener (on a live node) is refused after one round trip:
+// on_connected gets kUnavailable, on_closed never runs, and the trace records CONNECT_FAILED. A
+// port whose listener stopped is refused the same way, while a connection accepted before
+// StopListening keeps working.
+TEST_F(NetworkTest, ConnectToPortWithoutListenerIsRefused) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  const ListenerId listener = Listen(server);
+  const int64_t start_us = sim().NowUs();
+  ConnLog* refused = Connect(client, Address(server, 1234));
+  EXPECT_TRUE(RunUntil([&] { return refused->connect_status.has_value(); }));
+  EXPECT_EQ(refused->connect_status->code(), absl::StatusCode::kUnavailable)
+      << *refused->connect_status;
+  EXPECT_GE(refused->connect_time_us - start_us, 2 * options_.network.latency_us_min);
+  EXPECT_LE(refused->connect_time_us - start_us, 2 * options_.network.latency_us_max);
+  EXPECT_EQ(CountTrace(CONNECT_FAILED, client, server), 1u);
+  EXPECT_TRUE(Accepted(server).empty());
+
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  env(server).network().StopListening(listener);
+  EXPECT_FALSE(env(server).network().ListenerAddress(listener).ok());
+  ConnLog* after_stop = Connect(client, Address(server));
+  EXPECT_TRUE(RunUntil([&] { return after_stop->connect_status.has_value(); }));
+  EXPECT_EQ(after_stop->connect_status->code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(Send(c, "still works").ok());
+  EXPECT_TRUE(RunUntil([&] { return s->received == "still works"; }));
+  sim().RunFor(1'000'000);
+  EXPECT_FALSE(refused->close_status.has_value());
+  EXPECT_FALSE(after_stop->close_status.has_value());
+}
+
+// Connecting to a host name no node has fails with kUnavailable after latency_us_min, and to a node
+// that exists but is down it is refused; neither ever reports on_closed. A Send queued on the failed
+// connection is dropped and later Sends fail.
+TEST_F(NetworkTest, ConnectToUnknownOrDownHostFails) {
+  const NodeId client = AddNode("node-b");
+  const NodeId down = AddNode("node-down");
+  sim().CrashNode(down, CrashKind::kPowerLoss);
+  const int64_t start_us = sim().NowUs();
+  ConnLog* unknown = Connect(client, NetworkAddress{"no-such-host", kPort});
+  ASSERT_TRUE(Send(unknown, "queued").ok());
+  ConnLog* to_down = Connect(client, Address(down));
+  EXPECT_TRUE(RunUntil([&] { return unknown->connect_status && to_down->connect_status; }));
+  EXPECT_EQ(unknown->connect_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(unknown->connect_time_us - start_us, options_.network.latency_us_min);
+  EXPECT_EQ(to_down->connect_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Send(unknown, "more").code(), absl::StatusCode::kFailedPrecondition);
+  sim().RunFor(1'000'000);
+  EXPECT_EQ(unknown->events.size(), 1u);
+  EXPECT_EQ(to_down->events.size(), 1u);
+}
+
+// Connecting across a partition (two-way, or one-way in either direction: the SYN or its answer is
+// lost) fails exactly connect_timeout_us after Connect, with an error, and never reports
+// on_closed. The server never sees the connection.
+TEST_F(NetworkTest, ConnectAcrossPartitionTimesOut) {
+  options_.network.connect_timeout_us = 2'000'000;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  for (int mode = 0; mode < 3; ++mode) {
+    sim().network().HealAll();
+    if (mode == 0) sim().network().Partition({server}, {client}, /*one_way=*/false);
+    if (mode == 1) sim().network().Partition({client}, {server}, /*one_way=*/true);
+    if (mode == 2) sim().network().Partition({server}, {client}, /*one_way=*/true);
+    const int64_t start_us = sim().NowUs();
+    ConnLog* c = Connect(client, Address(server));
+    sim().RunFor(1'999'999);
+    EXPECT_FALSE(c->connect_status.has_value()) << "mode " << mode;
+    EXPECT_TRUE(RunUntil([&] { return c->connect_status.has_value(); }));
+    EXPECT_FALSE(c->connect_status->ok()) << "mode " << mode;
+    EXPECT_EQ(c->connect_time_us - start_us, 2'000'000) << "mode " << mode;
+  }
+  sim().RunFor(20'000'000);
+  EXPECT_TRUE(Accepted(server).empty());
+}
+
+// A two-way partition holds data instead of dropping it: during the partition nothing arrives in
+// either direction, SendBacklogBytes shows the held bytes, and after HealAll (within the connection
+// timeout) everything arrives in order and the connection stays open.
+TEST_F(NetworkTest, PartitionHoldsDataAndHealDeliversInOrder) {
+  options_.network.delivery_split_probability = 0.5;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(Send(c, "before;").ok());
+  sim().network().Partition({client}, {server}, /*one_way=*/false);
+  EXPECT_TRUE(sim().network().IsLinkBlocked(client, server));
+  EXPECT_TRUE(sim().network().IsLinkBlocked(server, client));
+  // "before;" was already on the wire and may still arrive.
+  std::string to_server = "before;";
+  std::string to_client;
+  for (int i = 0; i < 50; ++i) {
+    const std::string a = absl::StrCat("c", i, ";");
+    const std::string b = absl::StrCat("s", i, ";");
+    ASSERT_TRUE(Send(c, a).ok());
+    ASSERT_TRUE(Send(s, b).ok());
+    to_server += a;
+    to_client += b;
+    sim().RunFor(10'000);
+  }
+  sim().RunFor(5'000'000);
+  EXPECT_LE(s->received.size(), 7u);
+  EXPECT_EQ(c->received, "");
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), to_server.size() - 7);
+  EXPECT_EQ(env(server).network().SendBacklogBytes(s->id), to_client.size());
+  sim().network().HealAll();
+  EXPECT_FALSE(sim().network().IsLinkBlocked(client, server));
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), 0u);
+  EXPECT_TRUE(RunUntil([&] {
+    return s->received.size() >= to_server.size() && c->received.size() >= to_client.size();
+  }));
+  EXPECT_EQ(s->received, to_server);
+  EXPECT_EQ(c->received, to_client);
+  sim().RunFor(30'000'000);  // well past the connection timeout: nothing stalled, no reset
+  EXPECT_FALSE(c->close_status.has_value());
+  EXPECT_FALSE(s->close_status.has_value());
+  EXPECT_TRUE(Send(c, "after").ok());
+  EXPECT_TRUE(RunUntil([&] { return s->received == to_server + "after"; }));
+}
+
+// Data held on a blocked link for connection_timeout_us resets the connection: both ends get
+// on_closed(kUnavailable) exactly connection_timeout_us after the first held send, none of the held
+// bytes arrive (not even after a heal), Sends then fail with kFailedPrecondition, and the trace
+// records CONNECTION_RESET for both ends.
+TEST_F(NetworkTest, DataStalledPastTimeoutResetsBothSides) {
+  options_.network.connection_timeout_us = 4'000'000;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  sim().network().Partition({client}, {server}, /*one_way=*/false);
+  sim().RunFor(1'000'000);  // a blocked link with nothing to send does not time out
+  const int64_t first_send_us = sim().NowUs();
+  ASSERT_TRUE(Send(c, "held").ok());
+  sim().RunFor(1'000'000);
+  ASSERT_TRUE(Send(c, "more").ok());
+  EXPECT_TRUE(RunUntil([&] { return c->close_status && s->close_status; }));
+  EXPECT_EQ(c->close_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s->close_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(c->close_time_us, first_send_us + 4'000'000);
+  EXPECT_EQ(s->close_time_us, first_send_us + 4'000'000);
+  sim().network().HealAll();
+  sim().RunFor(1'000'000);
+  EXPECT_EQ(s->received, "");
+  EXPECT_EQ(Send(c, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Send(s, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CountTrace(CONNECTION_RESET, client, server), 1u);
+  EXPECT_EQ(CountTrace(CONNECTION_RESET, server, client), 1u);
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 0u);
+}
+
+// A partition healed and re-formed restarts the stall clock: data held for less than the timeout
+// in each of two partitions (separated by a heal) does not reset the connection.
+TEST_F(NetworkTest, StallClockRestartsAfterHeal) {
+  options_.network.connection_timeout_us = 4'000'000;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  sim().network().Partition({client}, {server}, false);
+  ASSERT_TRUE(Send(c, "one;").ok());
+  sim().RunFor(3'000'000);
+  sim().network().HealAll();
+  sim().RunFor(10'000);
+  sim().network().Partition({client}, {server}, false);
+  ASSERT_TRUE(Send(c, "two;").ok());
+  sim().RunFor(3'000'000);
+  sim().network().HealAll();
+  EXPECT_TRUE(RunUntil([&] { return s->received == "one;two;"; }));
+  sim().RunFor(10'000'000);
+  EXPECT_FALSE(c->close_status.has_value());
+  EXPECT_FALSE(s->close_status.has_value());
+}
+
+// A one-way partition blocks only its direction: with client->server blocked, the server's bytes
+// still reach the client while the client's are held, until the link is unblocked.
+TEST_F(NetworkTest, OneWayPartitionBlocksOnlyOneDirection) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  sim().network().Partition({client}, {server}, /*one_way=*/true);
+  EXPECT_TRUE(sim().network().IsLinkBlocked(client, server));
+  EXPECT_FALSE(sim().network().IsLinkBlocked(server, client));
+  ASSERT_TRUE(Send(c, "up").ok());
+  ASSERT_TRUE(Send(s, "down").ok());
+  EXPECT_TRUE(RunUntil([&] { return c->received == "down"; }));
+  sim().RunFor(1'000'000);
+  EXPECT_EQ(s->received, "");
+  sim().network().SetLinkBlocked(client, server, false);
+  EXPECT_TRUE(RunUntil([&] { return s->received == "up"; }));
+}
+
+// An orderly Close: the peer receives every byte sent before it (also when they were held by a
+// partition at the time), then on_closed(OK); the closer gets no callback at all afterwards, even
+// though the peer keeps sending; Send and a second Close on the closed id are harmless (the Send
+// fails with kFailedPrecondition), and the connection is forgotten once both ends are closed.
+TEST_F(NetworkTest, OrderlyCloseDeliversEverythingThenClosesPeer) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  std::string sent;
+  for (int i = 0; i < 20; ++i) {
+    const std::string piece = absl::StrCat("piece-", i, ";");
+    ASSERT_TRUE(Send(c, piece).ok());
+    sent += piece;
+  }
+  sim().network().Partition({client}, {server}, /*one_way=*/true);
+  ASSERT_TRUE(Send(c, "held;").ok());
+  sent += "held;";
+  Close(c);
+  EXPECT_EQ(Send(c, "late").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), 0u);
+  Close(c);  // no-op
+  ASSERT_TRUE(Send(s, "to a closed end").ok());
+  sim().RunFor(1'000'000);
+  EXPECT_FALSE(s->close_status.has_value());  // the FIN is held behind the data
+  sim().network().HealAll();
+  EXPECT_TRUE(RunUntil([&] { return s->close_status.has_value(); }));
+  EXPECT_EQ(s->received, sent);
+  EXPECT_TRUE(s->close_status->ok()) << *s->close_status;
+  EXPECT_EQ(s->events.back(), "closed OK");
+  EXPECT_EQ(Send(s, "after close").code(), absl::StatusCode::kFailedPrecondition);
+  sim().RunFor(1'000'000);
+  EXPECT_EQ(c->events, (std::vector<std::string>{"connected OK"}));
+  EXPECT_EQ(c->received, "");
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 0u);
+  EXPECT_EQ(CountTrace(CONNECTION_CLOSED, client, server), 1u);  // "closed locally"
+  EXPECT_EQ(CountTrace(CONNECTION_CLOSED, server, client), 1u);  // "closed by peer"
+}
+
+// Closing an outgoing connection before it is established abandons it: the client gets no
+// callback, the queued bytes go nowhere and the server never sees a connection.
+TEST_F(NetworkTest, CloseBeforeEstablishedAbandonsTheAttempt) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  ConnLog* c = Connect(client, Address(server));
+  ASSERT_TRUE(Send(c, "queued").ok());
+  Close(c);
+  EXPECT_EQ(Send(c, "x").code(), absl::StatusCode::kFailedPrecondition);
+  sim().RunFor(5'000'000);
+  EXPECT_TRUE(c->events.empty());
+  EXPECT_TRUE(Accepted(server).empty());
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 0u);
+}
+
+// Send on ids that are not this node's open connections fails with kFailedPrecondition: a never
+// issued id, kNoConnection, and another node's connection id. SendBacklogBytes of them is 0.
+TEST_F(NetworkTest, SendOnUnknownOrForeignIdFails) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(env(client).network().Send(987654, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(env(client).network().Send(kNoConnection, "x").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(env(client).network().Send(s->id, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(env(server).network().Send(c->id, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(env(client).network().SendBacklogBytes(s->id), 0u);
+  env(client).network().Close(s->id);  // another node's id: nothing happens
+  EXPECT_TRUE(Send(s, "fine").ok());
+  EXPECT_TRUE(RunUntil([&] { return c->received == "fine"; }));
+  EXPECT_TRUE(Send(c, "").ok());  // an empty send is a no-op
+}
+
+// ResetRandomConnection with a stream in flight: both ends get on_closed(kUnavailable), the
+// receiver got a prefix of what was sent (some bytes, not all, and nothing after its on_closed),
+// Sends fail afterwards, CONNECTION_RESET is traced; with no established connection it returns
+// false.
+TEST_F(NetworkTest, ResetRandomConnectionDeliversAPrefix) {
+  options_.network.delivery_split_probability = 0.5;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  EXPECT_FALSE(sim().network().ResetRandomConnection());
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  Random random(3);
+  std::string sent;
+  for (int i = 0; i < 100; ++i) {
+    sim().RunFor(50);
+    const std::string piece = RandomBytes(random, 100);
+    ASSERT_TRUE(Send(c, piece).ok());
+    sent += piece;
+  }
+  const int64_t reset_us = sim().NowUs();
+  EXPECT_TRUE(sim().network().ResetRandomConnection());
+  EXPECT_EQ(Send(c, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(RunUntil([&] { return c->close_status && s->close_status; }));
+  EXPECT_EQ(c->close_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s->close_status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(c->close_time_us, reset_us + options_.network.latency_us_min);
+  EXPECT_GT(s->received.size(), 0u);
+  EXPECT_LT(s->received.size(), sent.size());
+  EXPECT_EQ(s->received, sent.substr(0, s->received.size()));
+  for (int64_t t : s->receive_times_us) EXPECT_LE(t, s->close_time_us);
+  EXPECT_EQ(CountTrace(CONNECTION_RESET), 2u);
+  sim().RunFor(1'000'000);
+  EXPECT_FALSE(sim().network().ResetRandomConnection());
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 0u);
+}
+
+// A node crash (power loss or process crash) with data in flight both ways: the peer sees
+// on_closed(kUnavailable) having received a prefix of the crashed node's bytes; the crashed
+// program's callbacks never run (bytes in flight towards it, its pending handshakes); the peer's
+// Sends then fail. For a power loss with crash_reset_probability = 1 the peer hears after
+// latency_us_max, with 0 only after connection_timeout_us; a process crash is always reported
+// promptly (simulator.h: "Peers see their connections reset promptly").
+struct CrashCase {
+  CrashKind kind;
+  double crash_reset_probability;
+  bool prompt;
+};
+
+class NetworkCrashTest : public NetworkTest, public ::testing::WithParamInterface<CrashCase> {};
+
+TEST_P(NetworkCrashTest, PeerSeesResetAndCrashedProgramIsSilent) {
+  const CrashCase param = GetParam();
+  options_.network.crash_reset_probability = param.crash_reset_probability;
+  options_.network.connection_timeout_us = 7'000'000;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  const NodeId third = AddNode("node-c");
+  Listen(server);
+  Listen(client);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  std::string client_sent;
+  for (int i = 0; i < 20; ++i) {
+    const std::string piece = absl::StrCat("c", i, ";");
+    ASSERT_TRUE(Send(c, piece).ok());
+    ASSERT_TRUE(Send(s, absl::StrCat("s", i, ";")).ok());
+    client_sent += piece;
+    sim().RunFor(37);
+  }
+  // A handshake towards the client in flight at the crash.
+  ConnLog* pending = Connect(third, Address(client));
+  sim().RunFor(10);
+  const size_t client_events = c->events.size();
+  const int64_t crash_us = sim().NowUs();
+  sim().CrashNode(client, param.kind);
+  EXPECT_EQ(sim().NodeEnv(client), nullptr);
+  EXPECT_TRUE(RunUntil([&] { return s->close_status && pending->connect_status; }, 20'000'000));
+  EXPECT_EQ(s->close_status->code(), absl::StatusCode::kUnavailable);
+  if (param.prompt) {
+    EXPECT_LE(s->close_time_us - crash_us, options_.network.latency_us_max);
+  } else {
+    EXPECT_EQ(s->close_time_us - crash_us, 7'000'000);
+  }
+  EXPECT_EQ(s->received, client_sent.substr(0, s->received.size()));
+  EXPECT_FALSE(pending->connect_status->ok());
+  EXPECT_EQ(Send(s, "x").code(), absl::StatusCode::kFailedPrecondition);
+  sim().RunFor(10'000'000);
+  // The client's end heard nothing after the crash.
+  EXPECT_FALSE(c->close_status.has_value());
+  EXPECT_EQ(c->events.size(), client_events);
+  EXPECT_EQ(CountTrace(NODE_CRASH, client), 1u);
+  EXPECT_EQ(CountTrace(CONNECTION_RESET, server, client), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, NetworkCrashTest,
+    ::testing::Values(CrashCase{CrashKind::kPowerLoss, 1.0, true},
+                      CrashCase{CrashKind::kPowerLoss, 0.0, false},
+                      CrashCase{CrashKind::kProcess, 1.0, true},
+                      CrashCase{CrashKind::kProcess, 0.0, true}),
+    [](const ::testing::TestParamInfo<CrashCase>& info) {
+      return absl::StrCat(info.param.kind == CrashKind::kPowerLoss ? "PowerLoss" : "Process",
+                          info.param.crash_reset_probability == 1.0 ? "Prompt" : "MaybeSlow");
+    });
+
+// After a crash and restart, the node's new incarnation can listen on the same port again and be
+// reached; the new connection carries bytes both ways. Handles of the dead incarnation are inert:
+// the new Env cannot send on the old connection's id.
+TEST_F(NetworkTest, RestartedNodeListensAgainAndIsReachable) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  const ConnectionId old_server_id = s->id;
+  sim().RestartNode(server, CrashKind::kPowerLoss);
+  EXPECT_EQ(sim().Incarnation(server), 2u);
+  EXPECT_EQ(env(server).network().Send(old_server_id, "x").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(RunUntil([&] { return c->close_status.has_value(); }, 30'000'000));
+  EXPECT_EQ(c->close_status->code(), absl::StatusCode::kUnavailable);
+
+  Listen(server);
+  auto [c2, s2] = Establish(client, server);
+  ASSERT_NE(s2, nullptr);
+  EXPECT_EQ(s2->incarnation, 2u);
+  ASSERT_TRUE(Send(c2, "ping").ok());
+  ASSERT_TRUE(Send(s2, "pong").ok());
+  EXPECT_TRUE(RunUntil([&] { return s2->received == "ping" && c2->received == "pong"; }));
+}
+
+// A clean StopNode: the program's destructor still runs with a working network (its goodbye
+// arrives), then the kernel closes what it left open in an orderly way, so the peer receives every
+// byte and then on_closed(OK), not a reset; the stopped node's listener is gone.
+TEST_F(NetworkTest, StopNodeClosesConnectionsInOrder) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  const NodeId other = AddNode("node-c");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  auto [c2, s2] = Establish(other, server);
+  ASSERT_NE(s, nullptr);
+  ASSERT_NE(s2, nullptr);
+  ASSERT_TRUE(Send(s, "data;").ok());
+  on_destroy_ = [s = s](TestNode& node) {
+    if (node.env().node_id() == s->node) {
+      EXPECT_TRUE(node.env().network().Send(s->id, "goodbye").ok());
+    }
+  };
+  sim().StopNode(server);
+  on_destroy_ = nullptr;
+  EXPECT_FALSE(sim().IsUp(server));
+  EXPECT_TRUE(RunUntil([&] { return c->close_status && c2->close_status; }));
+  EXPECT_EQ(c->received, "data;goodbye");
+  EXPECT_TRUE(c->close_status->ok()) << *c->close_status;
+  EXPECT_TRUE(c2->close_status->ok()) << *c2->close_status;
+  EXPECT_EQ(CountTrace(NODE_STOP, server), 1u);
+  ConnLog* refused = Connect(client, Address(server));
+  EXPECT_TRUE(RunUntil([&] { return refused->connect_status.has_value(); }));
+  EXPECT_EQ(refused->connect_status->code(), absl::StatusCode::kUnavailable);
+}
+
+// The send backlog limit: bytes queued before the connection is established, and bytes held on a
+// blocked link, count against kSendBacklogBytesMax; a Send that would exceed it fails with
+// kResourceExhausted and queues nothing, while one that exactly fills it succeeds.
+TEST_F(NetworkTest, SendBacklogLimitReturnsResourceExhausted) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  const std::string big(kSendBacklogBytesMax - 1, 'x');
+
+  ConnLog* pending = Connect(client, Address(server));
+  ASSERT_TRUE(Send(pending, big).ok());
+  EXPECT_EQ(Send(pending, "yz").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(env(client).network().SendBacklogBytes(pending->id), kSendBacklogBytesMax - 1);
+  EXPECT_TRUE(Send(pending, "y").ok());
+  EXPECT_EQ(env(client).network().SendBacklogBytes(pending->id), kSendBacklogBytesMax);
+  EXPECT_EQ(Send(pending, "z").code(), absl::StatusCode::kResourceExhausted);
+  Close(pending);
+
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  sim().network().Partition({client}, {server}, /*one_way=*/true);
+  ASSERT_TRUE(Send(c, big).ok());
+  EXPECT_EQ(env(client).network().SendBacklogBytes(c->id), kSendBacklogBytesMax - 1);
+  EXPECT_EQ(Send(c, "yz").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Send(c, "y").ok());
+  EXPECT_EQ(Send(c, "z").code(), absl::StatusCode::kResourceExhausted);
+  // The other direction has its own, empty backlog.
+  EXPECT_EQ(env(server).network().SendBacklogBytes(s->id), 0u);
+  EXPECT_TRUE(Send(s, "fine").ok());
+}
+
+// SetLinkExtraDelayUs delays one direction only: with 1 s extra on client->server, the server
+// receives no earlier than 1 s + latency_us_min after the send (and within latency_us_max more),
+// the reverse direction is unaffected, and setting 0 removes the delay.
+TEST_F(NetworkTest, LinkExtraDelayDelaysOneDirection) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  auto [c, s] = Establish(client, server);
+  ASSERT_NE(s, nullptr);
+  sim().network().SetLinkExtraDelayUs(client, server, 1'000'000);
+  int64_t sent_us = sim().NowUs();
+  ASSERT_TRUE(Send(c, "slow").ok());
+  ASSERT_TRUE(Send(s, "fast").ok());
+  EXPECT_TRUE(RunUntil([&] { return s->received == "slow" && c->received == "fast"; }));
+  EXPECT_GE(s->receive_times_us.back() - sent_us, 1'000'000 + options_.network.latency_us_min);
+  EXPECT_LE(s->receive_times_us.back() - sent_us, 1'000'000 + options_.network.latency_us_max);
+  EXPECT_LE(c->receive_times_us.back() - sent_us, options_.network.latency_us_max);
+
+  sim().network().SetLinkExtraDelayUs(client, server, 0);
+  sent_us = sim().NowUs();
+  ASSERT_TRUE(Send(c, "again").ok());
+  EXPECT_TRUE(RunUntil([&] { return s->received == "slowagain"; }));
+  EXPECT_LE(s->receive_times_us.back() - sent_us, options_.network.latency_us_max);
+}
+
+// Listen: a node may listen only on its own host name (or a wildcard), a port can be taken once,
+// port 0 picks distinct ephemeral ports starting at kEphemeralPortFirst, and ListenerAddress
+// reports the real port (NotFound for an unknown listener). A wildcard listener accepts.
+TEST_F(NetworkTest, ListenAddressesAndErrors) {
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Network& network = env(server).network();
+  auto no_accept = [](ConnectionId, const NetworkAddress&) { return ConnectionCallbacks(); };
+  EXPECT_EQ(network.Listen(NetworkAddress{"node-b", 1}, no_accept).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<ListenerId> first = network.Listen(NetworkAddress{"node-a", 0}, no_accept);
+  absl::StatusOr<ListenerId> second = network.Listen(NetworkAddress{"0.0.0.0", 0}, no_accept);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(network.ListenerAddress(*first)->port, SimNetwork::kEphemeralPortFirst);
+  EXPECT_EQ(network.ListenerAddress(*second)->port, SimNetwork::kEphemeralPortFirst + 1);
+  EXPECT_EQ(network.ListenerAddress(*first)->host, "node-a");
+  EXPECT_EQ(network.ListenerAddress(12345).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(env(client).network().ListenerAddress(*first).ok());  // not the client's listener
+  Listen(server, 7000);
+  EXPECT_EQ(network.Listen(NetworkAddress{"node-a", 7000}, no_accept).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  ConnLog* c = Connect(client, Address(server, 7000));
+  EXPECT_TRUE(RunUntil([&] { return c->connect_status.has_value(); }));
+  EXPECT_TRUE(c->connect_status->ok());
+}
+
+// Many connections between three nodes with random sends, closes and splits: every connection
+// that was not reset delivers exactly what was sent, in order, and closes cleanly; the per-test
+// invariant checks in TearDown cover the callback order of all of them.
+TEST_F(NetworkTest, ManyConnectionsStayIndependent) {
+  options_.network.delivery_split_probability = 0.3;
+  options_.network.latency_spike_probability = 0.1;
+  const NodeId nodes[3] = {AddNode("node-a"), AddNode("node-b"), AddNode("node-c")};
+  for (NodeId node : nodes) Listen(node);
+  Random random(4);
+  struct Pair {
+    ConnLog* client;
+    std::string sent;
+  };
+  std::vector<Pair> pairs;
+  for (int i = 0; i < 30; ++i) {
+    const NodeId from = nodes[random.Below(3)];
+    const NodeId to = nodes[random.Below(3)];
+    pairs.push_back(Pair{Connect(from, Address(to)), ""});
+  }
+  for (int round = 0; round < 200; ++round) {
+    Pair& pair = pairs[random.Below(pairs.size())];
+    const std::string piece = RandomBytes(random, 1 + random.Below(200));
+    if (Send(pair.client, piece).ok()) pair.sent += piece;
+    sim().RunFor(random.Between(0, 500));
+  }
+  for (Pair& pair : pairs) Close(pair.client);
+  sim().RunFor(2'000'000);
+  // Match each accepted end to its client by the order of accepts per (server, client host).
+  size_t matched = 0;
+  for (ConnLog& server_end : logs_) {
+    if (!server_end.accepted) continue;
+    ASSERT_TRUE(server_end.close_status.has_value());
+    EXPECT_TRUE(server_end.close_status->ok());
+    bool found = false;
+    for (const Pair& pair : pairs) {
+      if (server_end.received == pair.sent && sim().NodeName(pair.client->node) ==
+                                                  server_end.peer.host) {
+        found = true;
+      }
+    }
+    EXPECT_TRUE(found) << "an accepted connection received bytes no client sent in that order";
+    ++matched;
+  }
+  EXPECT_EQ(matched, pairs.size());
+  EXPECT_EQ(sim().network().OpenConnectionCount(), 0u);
+}
+
+// Callbacks may use the network re-entrantly: an echo server sends back every chunk from inside
+// on_receive, and the client closes from inside its own on_receive once everything came back. The
+// client gets back exactly its bytes, the server then sees an orderly close, and the client no
+// callback after its Close.
+TEST_F(NetworkTest, CallbacksCanSendAndCloseReentrantly) {
+  options_.network.delivery_split_probability = 0.5;
+  const NodeId server = AddNode("node-a");
+  const NodeId client = AddNode("node-b");
+  Listen(server);
+  accept_hook_ = [this](ConnLog& log) {
+    log.on_receive_hook = [this](ConnLog& self, absl::string_view bytes) {
+      ASSERT_TRUE(Send(&self, bytes).ok());
+    };
+  };
+  Random random(6);
+  std::string sent;
+  for (int i = 0; i < 20; ++i) sent += RandomBytes(random, 1 + random.Below(500));
+  ConnLog* c = Connect(client, Address(server));
+  c->on_connected_hook = [this, &sent](ConnLog& log) { ASSERT_TRUE(Send(&log, sent).ok()); };
+  c->on_receive_hook = [this, &sent](ConnLog& log, absl::string_view) {
+    if (log.received.size() == sent.size()) Close(&log);
+  };
+  EXPECT_TRUE(RunUntil([&] {
+    return !Accepted(server).empty() && Accepted(server)[0]->close_status.has_value();
+  }));
+  EXPECT_EQ(c->received, sent);
+  EXPECT_EQ(Accepted(server)[0]->received, sent);
+  EXPECT_TRUE(Accepted(server)[0]->close_status->ok());
+  EXPECT_FALSE(c->close_status.has_value());
+}
+
+// ResetConnectionsOf(node) resets every established connection with an end on that node (both
+// ends hear kUnavailable after latency_us_min) and leaves connections between other nodes alone.
+TEST_F(NetworkTest, ResetConnectionsOfResetsOnlyThatNode) {
+  const NodeId a = AddNode("node-a");
+  const NodeId b = AddNode("node-b");
+  const NodeId c = AddNode("node-c");
+  Listen(a);
+  Listen(b);
+  auto [ba, ab] = Establish(b, a);
+  auto [ca, ac] = Establish(c, a);
+  auto [cb, bc] = Establish(c, b);
+  ASSERT_TRUE(ab != nullptr && ac != nullptr && bc != nullptr);
+  const int64_t reset_us = sim().NowUs();
+  sim().network().ResetConnectionsOf(a);
+  EXPECT_TRUE(RunUntil([&] {
+    return ba->close_status && ab->close_status && ca->close_status && ac->close_status;
+  }));
+  for (ConnLog* log : {ba, ab, ca, ac}) {
+    EXPECT_EQ(log->close_status->code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(log->close_time_us, reset_us + options_.network.latency_us_min);
+  }
+  sim().RunFor(1'000'000);
+  EXPECT_FALSE(cb->close_status.has_value());
+  EXPECT_FALSE(bc->close_status.has_value());
+  ASSERT_TRUE(Send(cb, "alive").ok());
+  EXPECT_TRUE(RunUntil([&] { return bc->received == "alive"; }));
+}
+
+// The same scenario under the same seed gives the same trace digest and event count; a different
+// seed (different latencies and splits) gives a different digest.
+TEST_F(NetworkTest, NetworkRunsAreDeterministic) {
+  auto run = [](uint64_t seed) {
+    SimulatorOptions options;
+    options.seed = seed;
+    options.network.delivery_split_probability = 0.5;
+    Simulator simulator(options);
+    NodeOptions a;
+    a.name = "a";
+    NodeOptions b;
+    b.name = "b";
+    auto noop = [](Env&) { return std::make_shared<int>(0); };
+    simulator.AddNode(a, noop);
+    simulator.AddNode(b, noop);
+    simulator.StartNode(0);
+    simulator.StartNode(1);
+    auto accept = [](ConnectionId, const NetworkAddress&) { return ConnectionCallbacks(); };
+    EXPECT_TRUE(simulator.NodeEnv(0)->network().Listen(NetworkAddress{"a", 1}, accept).ok());
+    const ConnectionId id =
+        simulator.NodeEnv(1)->network().Connect(NetworkAddress{"a", 1}, ConnectionCallbacks());
+    for (int i = 0; i < 50; ++i) {
+      EXPECT_TRUE(simulator.NodeEnv(1)->network().Send(id, std::string(100, 'x')).ok());
+      simulator.RunFor(100);
+    }
+    simulator.RunFor(1'000'000);
+    return std::make_pair(simulator.trace().DigestHex(), simulator.trace().event_count());
+  };
+  EXPECT_EQ(run(5), run(5));
+  EXPECT_NE(run(5).first, run(6).first);
+}
+
+}  // namespace
+}  // namespace runnel::sim
