@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -41,18 +42,24 @@ class EventQueue {
   // Marks a pending event so that it is skipped. The caller must know it is still pending.
   void Cancel(uint64_t sequence) { cancelled_.insert(sequence); }
 
-  // Removes the earliest live event into `event`; false when none is left.
-  bool Pop(Event* event) {
+  // Removes the earliest live (not cancelled) event into `event` if it is due at or before
+  // `time_us_max`; false when there is none that early. Cancelled events met on the way are dropped.
+  bool PopDue(int64_t time_us_max, Event* event) {
     while (!heap_.empty()) {
+      if (!cancelled_.empty() && cancelled_.erase(heap_.front().sequence) > 0) {
+        std::pop_heap(heap_.begin(), heap_.end(), Later);
+        heap_.pop_back();
+        continue;
+      }
+      if (heap_.front().time_us > time_us_max) return false;
       std::pop_heap(heap_.begin(), heap_.end(), Later);
-      Event next = std::move(heap_.back());
+      *event = std::move(heap_.back());
       heap_.pop_back();
-      if (!cancelled_.empty() && cancelled_.erase(next.sequence) > 0) continue;
-      *event = std::move(next);
       return true;
     }
     return false;
   }
+  bool Pop(Event* event) { return PopDue(std::numeric_limits<int64_t>::max(), event); }
 
   // The time of the earliest pending event (cancelled ones included); only when !empty().
   int64_t PeekTimeUs() const { return heap_.front().time_us; }

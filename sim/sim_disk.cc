@@ -149,7 +149,10 @@ class SimDiskStorage::View final : public Disk {
 class SimDiskStorage::FileHandle final : public File {
  public:
   FileHandle(std::shared_ptr<Epoch> epoch, uint64_t incarnation, InodeId inode, std::string path)
-      : epoch_(std::move(epoch)), incarnation_(incarnation), inode_(inode), path_(std::move(path)) {}
+      : epoch_(std::move(epoch)),
+        incarnation_(incarnation),
+        inode_(inode),
+        path_(std::move(path)) {}
 
   ~FileHandle() override {
     // After a crash the storage has already forgotten every pin of the dead epoch.
@@ -351,16 +354,16 @@ void SimDiskStorage::SyncDirectory(absl::string_view directory, uint64_t incarna
   absl::StatusOr<InodeId> id =
       valid.ok() ? Resolve(directory, /*durable=*/false) : absl::StatusOr<InodeId>(valid);
   if (id.ok() && !Get(*id).is_directory) {
-    id = absl::FailedPreconditionError(
-        absl::StrCat("SyncDirectory: '", directory, "' is a file"));
+    id = absl::FailedPreconditionError(absl::StrCat("SyncDirectory: '", directory, "' is a file"));
   }
   if (!id.ok()) {
     // Errors, too, complete on the event loop: the contract has no synchronous completion.
-    context_.ScheduleForNode(node_, incarnation, 0,
-                             [epoch = epoch_, status = id.status(), done = std::move(done)]() mutable {
-                               if (epoch->storage == nullptr) return;
-                               done(status);
-                             });
+    context_.ScheduleForNode(
+        node_, incarnation, 0,
+        [epoch = epoch_, status = id.status(), done = std::move(done)]() mutable {
+          if (epoch->storage == nullptr) return;
+          done(status);
+        });
     return;
   }
   // The entries as they are now are what this call makes durable; later changes are not covered.
@@ -498,19 +501,18 @@ void SimDiskStorage::SyncFile(InodeId id, const std::string& path, uint64_t inca
   const bool failed = DrawSyncFault();
   // The pending sync keeps the inode alive even if its handle is closed and its name removed.
   Pin(id);
-  context_.ScheduleForNode(node_, incarnation, latency_us,
-                           [epoch = epoch_, id, path, target_version, failed,
-                            done = std::move(done)]() mutable {
-                             SimDiskStorage* storage = epoch->storage;
-                             // The disk crashed since: this belongs to a dead incarnation.
-                             if (storage == nullptr) return;
-                             storage->CompleteFileSync(id, path, target_version, failed,
-                                                       std::move(done));
-                           });
+  context_.ScheduleForNode(
+      node_, incarnation, latency_us,
+      [epoch = epoch_, id, path, target_version, failed, done = std::move(done)]() mutable {
+        SimDiskStorage* storage = epoch->storage;
+        // The disk crashed since: this belongs to a dead incarnation.
+        if (storage == nullptr) return;
+        storage->CompleteFileSync(id, path, target_version, failed, std::move(done));
+      });
 }
 
-void SimDiskStorage::CompleteFileSync(InodeId id, const std::string& path,
-                                      uint64_t target_version, bool failed, SyncCallback done) {
+void SimDiskStorage::CompleteFileSync(InodeId id, const std::string& path, uint64_t target_version,
+                                      bool failed, SyncCallback done) {
   Inode& inode = Get(id);
   absl::Status status;
   if (failed) {
@@ -576,8 +578,7 @@ uint64_t SimDiskStorage::LowestUnsyncedOffset(const Inode& inode) {
 int64_t SimDiskStorage::DrawSyncLatencyUs() {
   assert(options_.sync_latency_us_min >= 0);
   assert(options_.sync_latency_us_min <= options_.sync_latency_us_max);
-  return context_.FaultRandom().Between(options_.sync_latency_us_min,
-                                        options_.sync_latency_us_max);
+  return context_.FaultRandom().Between(options_.sync_latency_us_min, options_.sync_latency_us_max);
 }
 
 bool SimDiskStorage::DrawSyncFault() {
@@ -862,7 +863,7 @@ void SimDiskStorage::MaybeCollect(InodeId id) {
 // ---- Paths ----
 
 absl::StatusOr<SimDiskStorage::InodeId> SimDiskStorage::Resolve(absl::string_view path,
-                                                                 bool durable) const {
+                                                                bool durable) const {
   InodeId id = kRootInode;
   absl::string_view rest = path;
   while (!rest.empty()) {

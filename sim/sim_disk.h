@@ -246,15 +246,14 @@ class SimDiskStorage {
   // File operations behind FileHandle.
   absl::Status WriteFile(InodeId id, const std::string& path, uint64_t offset,
                          absl::string_view bytes);
-  absl::StatusOr<uint64_t> AppendFile(InodeId id, const std::string& path,
-                                      absl::string_view bytes);
+  absl::StatusOr<uint64_t> AppendFile(InodeId id, const std::string& path, absl::string_view bytes);
   absl::StatusOr<size_t> ReadFile(InodeId id, const std::string& path, uint64_t offset,
                                   absl::Span<char> buffer);
   uint64_t FileSize(InodeId id) const;
   absl::Status TruncateFile(InodeId id, const std::string& path, uint64_t size_bytes);
   void SyncFile(InodeId id, const std::string& path, uint64_t incarnation, SyncCallback done);
-  void CompleteFileSync(InodeId id, const std::string& path, uint64_t target_version,
-                        bool failed, SyncCallback done);
+  void CompleteFileSync(InodeId id, const std::string& path, uint64_t target_version, bool failed,
+                        SyncCallback done);
   void CompleteDirectorySync(InodeId id, const std::string& path, uint64_t sequence,
                              std::map<std::string, InodeId> snapshot, bool failed,
                              SyncCallback done);

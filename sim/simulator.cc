@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 
 #include <cassert>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -153,9 +154,9 @@ uint64_t Simulator::ScheduleForNode(NodeId node, uint64_t incarnation, int64_t d
   return queue_.Push(now_us_ + delay_us, node, incarnation, std::move(action));
 }
 
-bool Simulator::Step() {
+bool Simulator::RunNextEvent(int64_t deadline_us) {
   EventQueue::Event event;
-  while (queue_.Pop(&event)) {
+  while (queue_.PopDue(deadline_us, &event)) {
     assert(event.time_us >= now_us_);
     now_us_ = event.time_us;
     if (event.node >= 0) {
@@ -170,27 +171,17 @@ bool Simulator::Step() {
   return false;
 }
 
+bool Simulator::Step() { return RunNextEvent(std::numeric_limits<int64_t>::max()); }
+
 void Simulator::RunUntil(int64_t time_us) {
-  RunUntilCondition([] { return false; }, time_us);
+  while (RunNextEvent(time_us)) {
+  }
+  if (time_us > now_us_) now_us_ = time_us;
 }
 
 bool Simulator::RunUntilCondition(const std::function<bool()>& done, int64_t deadline_us) {
   if (done()) return true;
-  // Step() would skip the events of crashed incarnations and then run the next live event however
-  // late; here the deadline is checked again after every skipped event.
-  // Known limitation: EventQueue::Pop also skips cancelled events internally, so a cancelled event
-  // at the front can still let one later event run (fixing that needs an EventQueue operation).
-  while (!queue_.empty() && queue_.PeekTimeUs() <= deadline_us) {
-    EventQueue::Event event;
-    if (!queue_.Pop(&event)) break;
-    assert(event.time_us >= now_us_);
-    now_us_ = event.time_us;
-    if (event.node >= 0) {
-      const Node& node = node_at(event.node);
-      if (!node.up || node.incarnation != event.incarnation) continue;
-    }
-    ++events_processed_;
-    event.action();
+  while (RunNextEvent(deadline_us)) {
     if (done()) return true;
   }
   if (deadline_us > now_us_) now_us_ = deadline_us;

@@ -141,6 +141,8 @@ class Simulator final : public SimContext {
     std::shared_ptr<void> program_object;
   };
 
+  // Runs the next live event due at or before `deadline_us`; false when there is none.
+  bool RunNextEvent(int64_t deadline_us);
   Node& node_at(NodeId node);
   const Node& node_at(NodeId node) const;
   void RecordNodeEvent(NodeId node, TraceKind kind, absl::string_view detail);

@@ -3,6 +3,8 @@
 // records, and properties over random operation sequences (rapidcheck).
 #include "sim/sim_disk.h"
 
+#include <rapidcheck.h>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -16,11 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include <rapidcheck.h>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "broker/env/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -265,8 +264,8 @@ TEST_F(SimDiskTest, OpenModes) {
 // Checks that malformed paths are kInvalidArgument everywhere, that a directory cannot be opened
 // as a file, and that a missing or non-directory parent is refused.
 TEST_F(SimDiskTest, OpenRejectsBadPathsDirectoriesAndMissingParents) {
-  const std::vector<std::string> bad_paths = {"/abs", "a//b", "a/./b", "../a",
-                                              "a/..", "a/",   std::string("a\0b", 3)};
+  const std::vector<std::string> bad_paths = {
+      "/abs", "a//b", "a/./b", "../a", "a/..", "a/", std::string("a\0b", 3)};
   for (const std::string& bad : bad_paths) {
     EXPECT_EQ(CodeOf(disk_->Open(bad, OpenMode::kCreate)), absl::StatusCode::kInvalidArgument)
         << bad;
@@ -282,8 +281,7 @@ TEST_F(SimDiskTest, OpenRejectsBadPathsDirectoriesAndMissingParents) {
   EXPECT_EQ(CodeOf(disk_->Open("", OpenMode::kCreate)), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(CodeOf(disk_->Open("d", OpenMode::kCreate)), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(CodeOf(disk_->Open("d", OpenMode::kExisting)), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(CodeOf(disk_->Open("d", OpenMode::kCreateExclusive)),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(CodeOf(disk_->Open("d", OpenMode::kCreateExclusive)), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(CodeOf(disk_->Open("missing/f", OpenMode::kCreate)), absl::StatusCode::kNotFound);
   EXPECT_EQ(CodeOf(disk_->Open("d/missing/f", OpenMode::kCreate)), absl::StatusCode::kNotFound);
   std::unique_ptr<File> file = OpenFile("d/f");
@@ -309,7 +307,7 @@ TEST_F(SimDiskTest, WriteReadSizeTruncate) {
   char buffer[4];
   EXPECT_EQ(file->ReadAt(8, absl::MakeSpan(buffer)).value(), 2u);  // short read at the end
   EXPECT_EQ(std::string(buffer, 2), "xy");
-  EXPECT_EQ(file->ReadAt(10, absl::MakeSpan(buffer)).value(), 0u);  // at the end
+  EXPECT_EQ(file->ReadAt(10, absl::MakeSpan(buffer)).value(), 0u);    // at the end
   EXPECT_EQ(file->ReadAt(1000, absl::MakeSpan(buffer)).value(), 0u);  // past it
   EXPECT_EQ(file->ReadAt(0, absl::Span<char>()).value(), 0u);
 
@@ -843,8 +841,7 @@ TEST_F(SimDiskTest, SyncCallbackOfCrashedIncarnationNeverRuns) {
   for (bool context_filters : {true, false}) {
     context_.set_check_incarnations(context_filters);
     WriteDurableFile(context_filters ? "f1" : "f2", "durable");
-    std::unique_ptr<File> file =
-        OpenFile(context_filters ? "f1" : "f2", OpenMode::kExisting);
+    std::unique_ptr<File> file = OpenFile(context_filters ? "f1" : "f2", OpenMode::kExisting);
     ASSERT_TRUE(IsOk(file->Append("+pending")));
     bool ran = false;
     file->Sync([&ran](const absl::Status&) { ran = true; });
@@ -1274,7 +1271,8 @@ TEST(SimDiskPropertyTest, RecoveredLogKeepsEverySyncedByte) {
       RC_ASSERT(recovered.compare(0, synced, stream, 0, synced) == 0);
       for (uint64_t start = synced; start < recovered.size();) {
         const uint64_t end = std::min<uint64_t>((start / kSector + 1) * kSector, recovered.size());
-        const bool is_stream = recovered.compare(start, end - start, stream, start, end - start) == 0;
+        const bool is_stream =
+            recovered.compare(start, end - start, stream, start, end - start) == 0;
         const bool is_zero = recovered.find_first_not_of('\0', start) >= end;
         RC_ASSERT(is_stream || (is_zero && !lose_all && !prefix));
         start = end;
@@ -1327,14 +1325,28 @@ TEST(SimDiskPropertyTest, RecoveredLogKeepsEverySyncedByte) {
 // holds after each step, a crash leaves exactly the durable namespace, and a kLoseAll crash leaves
 // every durably named file with exactly its durable contents.
 TEST(SimDiskPropertyTest, RandomOperationsKeepInvariants) {
-  enum Op { kOpen, kCreateDirectory, kRename, kRemove, kSyncDirectory, kAppend, kWriteAt,
-            kTruncate, kSync, kClose, kRun, kProcessCrash, kCrash };
+  enum Op {
+    kOpen,
+    kCreateDirectory,
+    kRename,
+    kRemove,
+    kSyncDirectory,
+    kAppend,
+    kWriteAt,
+    kTruncate,
+    kSync,
+    kClose,
+    kRun,
+    kProcessCrash,
+    kCrash
+  };
   // Weighted so that files get written and synced and names get synced often enough for crashes
   // to have something durable to keep.
   static const std::vector<Op> kOps = {
-      kOpen, kOpen, kOpen, kCreateDirectory, kRename, kRemove, kSyncDirectory, kSyncDirectory,
-      kSyncDirectory, kAppend, kAppend, kWriteAt, kTruncate, kSync, kSync, kClose, kRun, kRun,
-      kRun, kProcessCrash, kCrash};
+      kOpen,          kOpen,          kOpen,          kCreateDirectory, kRename, kRemove,
+      kSyncDirectory, kSyncDirectory, kSyncDirectory, kAppend,          kAppend, kWriteAt,
+      kTruncate,      kSync,          kSync,          kClose,           kRun,    kRun,
+      kRun,           kProcessCrash,  kCrash};
   static const std::vector<std::string> kPaths = {"a", "b", "d", "d/a", "d/b", "d/e", "d/e/a", "e"};
   const bool passed = rc::check("random operations keep invariants", [] {
     const uint64_t seed = *rc::gen::arbitrary<uint64_t>();

@@ -113,11 +113,8 @@ TEST(SimulatorLoopTest, RunUntilDoesNotOvershootPastSkippedDeadEvents) {
 }
 
 // The same property when the earliest pending event was cancelled (a cancelled timer is the
-// commonest case). EventQueue::Pop skips cancelled events internally and returns the next live
-// one, however late, and EventQueue offers no way to look past cancelled events without popping,
-// so this cannot be fixed in simulator.cc alone. Disabled until the lead adds such an operation
-// to sim/event_queue.h; see the report.
-TEST(SimulatorLoopTest, DISABLED_RunUntilDoesNotOvershootPastCancelledEvents) {
+// commonest case): EventQueue::PopDue drops cancelled events and still respects the deadline.
+TEST(SimulatorLoopTest, RunUntilDoesNotOvershootPastCancelledEvents) {
   Simulator simulator(Options(1));
   const NodeId node = simulator.AddNode(Named("n"), Idle);
   simulator.StartNode(node);

@@ -183,7 +183,7 @@ void WriteAll(const std::string& path, const std::string& bytes) {
 }
 
 // Damaged files give an error status, never a crash or a silent success: a missing file
-// (kNotFound), an empty file, a file cut at every possible length inside its last record, garbage
+// (kNotFound), a directory, an empty file, a file cut at every possible length inside its last record, garbage
 // bytes, a huge length prefix, and a file whose first record is an event instead of a header (all
 // kDataLoss). Opening a file for writing in a missing directory fails with an error.
 TEST(TraceFileTest, DamagedFilesGiveErrors) {
@@ -191,6 +191,7 @@ TEST(TraceFileTest, DamagedFilesGiveErrors) {
   TraceFileContents contents;
   EXPECT_EQ(ReadTraceFile(TempPath("does_not_exist.bin"), &contents).code(),
             absl::StatusCode::kNotFound);
+  EXPECT_FALSE(ReadTraceFile(::testing::TempDir(), &contents).ok());  // a directory
 
   {
     Trace trace;

@@ -33,7 +33,10 @@ absl::StatusOr<NetworkAddress> NetworkAddress::Parse(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat("address '", text, "': empty host"));
   }
   uint32_t port = 0;
-  if (!absl::SimpleAtoi(port_text, &port) || port > 65535) {
+  // SimpleAtoi tolerates a sign and surrounding whitespace; an address takes plain digits only.
+  const bool digits_only = !port_text.empty() && port_text.size() <= 5 &&
+                           port_text.find_first_not_of("0123456789") == absl::string_view::npos;
+  if (!digits_only || !absl::SimpleAtoi(port_text, &port) || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("address '", text, "': port must be a number from 0 to 65535"));
   }

@@ -44,7 +44,8 @@ struct NetworkAddress {
   uint16_t port = 0;
 
   std::string ToString() const;
-  // Parses "host:port"; the port must be 1-65535. IPv6 hosts are written in brackets: "[::1]:9092".
+  // Parses "host:port"; the port is decimal digits from 0 to 65535 (0: any free port, for Listen).
+  // IPv6 hosts are written in brackets: "[::1]:9092".
   static absl::StatusOr<NetworkAddress> Parse(absl::string_view text);
 
   friend bool operator==(const NetworkAddress&, const NetworkAddress&) = default;
