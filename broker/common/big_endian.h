@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace runnel {
 
@@ -18,6 +19,18 @@ inline void AppendBigEndian(std::string& out, T value) {
     bits = static_cast<U>(bits >> 8);
   }
   out.append(bytes, sizeof(T));
+}
+
+// Writes `value` big-endian over the sizeof(T) bytes at `destination`.
+template <typename T>
+inline void StoreBigEndian(char* destination, T value) {
+  static_assert(std::is_integral_v<T>);
+  using U = std::make_unsigned_t<T>;
+  U bits = static_cast<U>(value);
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    destination[sizeof(T) - 1 - i] = static_cast<char>(bits & 0xff);
+    bits = static_cast<U>(bits >> 8);
+  }
 }
 
 // Reads a T from the first sizeof(T) bytes at `data`; the caller guarantees they exist.
