@@ -1,0 +1,741 @@
+// The partition log's public face, its append and read paths, truncation, DeleteRecords and
+// retention. The durability pipeline is in log_flush.cc, recovery in log_recovery.cc, compaction in
+// log_cleaner.cc; partition_log_impl.h describes how they fit.
+#include "broker/storage/partition_log.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "broker/storage/partition_log_impl.h"
+
+namespace runnel::storage {
+
+absl::Status ValidateLogConfig(const LogConfig& config) {
+  auto bad = [](absl::string_view field, auto value) {
+    return absl::InvalidArgumentError(absl::StrCat("log config: ", field, " = ", value));
+  };
+  // Positions in a segment are u32 in its index.
+  if (config.segment_bytes < kBatchHeaderBytes ||
+      config.segment_bytes > std::numeric_limits<int32_t>::max()) {
+    return bad("segment_bytes", config.segment_bytes);
+  }
+  if (config.segment_ms < 1) return bad("segment_ms", config.segment_ms);
+  if (config.retention_ms < -1) return bad("retention_ms", config.retention_ms);
+  if (config.retention_bytes < -1) return bad("retention_bytes", config.retention_bytes);
+  if (config.delete_retention_ms < 0) return bad("delete_retention_ms", config.delete_retention_ms);
+  if (!(config.min_cleanable_dirty_ratio >= 0.0 && config.min_cleanable_dirty_ratio <= 1.0)) {
+    return bad("min_cleanable_dirty_ratio", config.min_cleanable_dirty_ratio);
+  }
+  if (config.flush_interval_ms < 1) return bad("flush_interval_ms", config.flush_interval_ms);
+  if (config.max_message_bytes < kBatchHeaderBytes || config.max_message_bytes > kBatchBytesMax) {
+    return bad("max_message_bytes", config.max_message_bytes);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PartitionLog: forwards to Impl.
+
+absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(Env& env, std::string directory,
+                                                                  LogConfig config) {
+  if (absl::Status valid = ValidateLogConfig(config); !valid.ok()) return valid;
+  if (absl::Status valid = ValidateDiskPath(directory); !valid.ok()) return valid;
+  auto impl = std::make_unique<Impl>(env, std::move(directory), config);
+  if (absl::Status recovered = impl->Recover(); !recovered.ok()) return recovered;
+  return std::unique_ptr<PartitionLog>(new PartitionLog(std::move(impl)));
+}
+
+PartitionLog::PartitionLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PartitionLog::~PartitionLog() = default;
+
+absl::StatusOr<AppendInfo> PartitionLog::AppendAsLeader(absl::string_view batch,
+                                                        int32_t leader_epoch) {
+  return impl_->AppendAsLeader(batch, leader_epoch);
+}
+absl::StatusOr<AppendInfo> PartitionLog::AppendAsFollower(absl::string_view batches) {
+  return impl_->AppendAsFollower(batches);
+}
+void PartitionLog::WhenDurable(int64_t end_offset,
+                               absl::AnyInvocable<void(const absl::Status&)> callback) {
+  impl_->WhenDurable(end_offset, std::move(callback));
+}
+int64_t PartitionLog::durable_end_offset() const { return impl_->durable_end_offset(); }
+void PartitionLog::Flush() { impl_->Flush(); }
+absl::StatusOr<std::string> PartitionLog::Read(int64_t offset, size_t bytes_max,
+                                               int64_t end_offset_max,
+                                               bool allow_oversized_first) const {
+  return impl_->Read(offset, bytes_max, end_offset_max, allow_oversized_first);
+}
+int64_t PartitionLog::log_start_offset() const { return impl_->log_start_offset(); }
+int64_t PartitionLog::log_end_offset() const { return impl_->log_end_offset(); }
+absl::StatusOr<int64_t> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) const {
+  return impl_->OffsetForTimestamp(timestamp_ms);
+}
+absl::Status PartitionLog::TruncateTo(int64_t offset) { return impl_->TruncateTo(offset); }
+absl::Status PartitionLog::AdvanceLogStartOffset(int64_t offset) {
+  return impl_->AdvanceLogStartOffset(offset);
+}
+void PartitionLog::RunMaintenance() { impl_->RunMaintenance(); }
+void PartitionLog::Close(absl::AnyInvocable<void(const absl::Status&)> done) {
+  impl_->Close(std::move(done));
+}
+const LogConfig& PartitionLog::config() const { return impl_->config(); }
+absl::Status PartitionLog::UpdateConfig(LogConfig config) {
+  return impl_->UpdateConfig(std::move(config));
+}
+const LogStats& PartitionLog::stats() const { return impl_->stats(); }
+size_t PartitionLog::segment_count() const { return impl_->segment_count(); }
+uint64_t PartitionLog::size_bytes() const { return impl_->size_bytes(); }
+
+// ---------------------------------------------------------------------------------------------
+// Impl: appends.
+
+PartitionLog::Impl::Impl(Env& env, std::string directory, LogConfig config)
+    : env_(env),
+      disk_(env.disk()),
+      directory_(std::move(directory)),
+      config_(config),
+      alive_(std::make_shared<Impl*>(this)) {}
+
+PartitionLog::Impl::~Impl() {
+  alive_.reset();
+  if (flush_timer_ != kNoTimer) env_.clock().CancelTimer(flush_timer_);
+}
+
+uint64_t PartitionLog::Impl::size_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [base, segment] : segments_) total += segment->size_bytes();
+  return total;
+}
+
+absl::Status PartitionLog::Impl::UpdateConfig(LogConfig config) {
+  if (absl::Status valid = ValidateLogConfig(config); !valid.ok()) return valid;
+  const bool policy_changed = config.flush_policy != config_.flush_policy;
+  config_ = config;
+  if (policy_changed) MaybeStartCycle();
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::Impl::CheckWritable() const {
+  if (closed_) return absl::FailedPreconditionError(absl::StrCat("log ", directory_, " is closed"));
+  if (!failed_.ok()) return failed_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsLeader(absl::string_view batch,
+                                                              int32_t leader_epoch) {
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
+  if (batch.size() > config_.max_message_bytes) {
+    return absl::OutOfRangeError(absl::StrCat("batch of ", batch.size(),
+                                              " bytes exceeds max.message.bytes ",
+                                              config_.max_message_bytes));
+  }
+  if (absl::Status valid = ValidateBatch(
+          batch, BatchValidationOptions{.batch_bytes_max = config_.max_message_bytes});
+      !valid.ok()) {
+    return valid;
+  }
+  std::string stamped(batch);
+  SetBaseOffset(stamped.data(), log_end_offset_);
+  SetPartitionLeaderEpoch(stamped.data(), leader_epoch);
+  int64_t append_time_ms = -1;
+  if (config_.message_timestamp_type == TimestampType::kLogAppendTime) {
+    append_time_ms = env_.clock().WallNowMs();
+    SetLogAppendTime(stamped, append_time_ms);
+  }
+  absl::StatusOr<BatchHeader> header = ParseBatchHeader(stamped);
+  assert(header.ok());
+  assert(ComputeBatchCrc(stamped) == header->crc);
+  if (header->last_offset_delta > std::numeric_limits<int64_t>::max() - 1 - log_end_offset_) {
+    return absl::OutOfRangeError("offsets exhausted");
+  }
+  if (absl::Status appended = AppendBatches(stamped, {*header}); !appended.ok()) return appended;
+  return AppendInfo{.base_offset = header->base_offset,
+                    .last_offset = header->last_offset(),
+                    .log_append_time_ms = append_time_ms,
+                    .log_start_offset = log_start_offset_};
+}
+
+absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsFollower(absl::string_view batches) {
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
+  if (batches.size() > kFollowerAppendBytesMax) {
+    return absl::OutOfRangeError(absl::StrCat("follower append of ", batches.size(),
+                                              " bytes exceeds ", kFollowerAppendBytesMax));
+  }
+  size_t remainder_bytes = 0;
+  absl::StatusOr<std::vector<absl::string_view>> split = SplitBatches(batches, &remainder_bytes);
+  if (!split.ok()) return split.status();
+  if (remainder_bytes != 0 || split->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "follower append holds ", split->size(), " whole batches and ", remainder_bytes,
+        " bytes of an incomplete one"));
+  }
+  std::vector<BatchHeader> headers;
+  headers.reserve(split->size());
+  for (absl::string_view batch : *split) {
+    if (batch.size() > config_.max_message_bytes) {
+      return absl::OutOfRangeError(absl::StrCat("batch of ", batch.size(),
+                                                " bytes exceeds max.message.bytes ",
+                                                config_.max_message_bytes));
+    }
+    // Compacted batches have gaps in their offset deltas: check the header and CRC only.
+    if (absl::Status valid = ValidateBatch(
+            batch, BatchValidationOptions{.batch_bytes_max = config_.max_message_bytes,
+                                          .check_records = false});
+        !valid.ok()) {
+      return valid;
+    }
+    absl::StatusOr<BatchHeader> header = ParseBatchHeader(batch);
+    assert(header.ok());
+    if (header->last_offset_delta < 0 ||
+        header->base_offset > std::numeric_limits<int64_t>::max() - 1 - header->last_offset_delta) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch at ", header->base_offset, " has lastOffsetDelta ",
+                       header->last_offset_delta));
+    }
+    if (headers.empty() ? header->base_offset != log_end_offset_
+                        : header->base_offset <= headers.back().last_offset()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "follower batch at offset ", header->base_offset, " does not follow ",
+          headers.empty() ? log_end_offset_ - 1 : headers.back().last_offset()));
+    }
+    headers.push_back(*header);
+  }
+  if (headers.back().last_offset() - headers.front().base_offset > kRelativeOffsetMax) {
+    return absl::InvalidArgumentError("follower append spans too many offsets for one segment");
+  }
+  if (absl::Status appended = AppendBatches(batches, headers); !appended.ok()) return appended;
+  return AppendInfo{.base_offset = headers.front().base_offset,
+                    .last_offset = headers.back().last_offset(),
+                    .log_append_time_ms = -1,
+                    .log_start_offset = log_start_offset_};
+}
+
+bool PartitionLog::Impl::RollNeeded(uint64_t bytes, int64_t last_offset) const {
+  const Segment& segment = *active();
+  if (segment.empty()) return false;
+  return segment.size_bytes() + bytes > config_.segment_bytes ||
+         segment.size_bytes() + bytes > std::numeric_limits<uint32_t>::max() ||
+         env_.clock().MonotonicNowUs() - segment.created_us >= config_.segment_ms * 1000 ||
+         segment.index.full() || last_offset - segment.base_offset() > kRelativeOffsetMax;
+}
+
+absl::Status PartitionLog::Impl::Roll() {
+  assert(!truncation_pending_.has_value());
+  std::shared_ptr<Segment> old = active();
+  assert(!old->empty());
+  assert(old->index.end_offset() == log_end_offset_);
+  if (segments_.size() >= kSegmentsPerLogMax) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("log ", directory_, " holds ", segments_.size(), " segments, the most allowed"));
+  }
+  std::shared_ptr<Segment> segment = NewSegment(log_end_offset_);
+  if (absl::Status created = CreateSegmentFile(*segment); !created.ok()) return created;
+  old->index.Seal();
+  old->sealed = true;
+  old->index_files_written = false;
+  old->index_files_durable = false;
+  segments_.emplace(segment->base_offset(), std::move(segment));
+  ++stats_.segments_rolled;
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
+                                               const std::vector<BatchHeader>& headers) {
+  assert(!headers.empty());
+  assert(headers.front().base_offset == log_end_offset_);
+  const int64_t last_offset = headers.back().last_offset();
+  if (!truncation_pending_.has_value() && RollNeeded(bytes.size(), last_offset)) {
+    if (absl::Status rolled = Roll(); !rolled.ok()) {
+      if (!absl::IsResourceExhausted(rolled)) Fail(rolled);
+      return rolled.code() == absl::StatusCode::kResourceExhausted ? rolled : failed_;
+    }
+  }
+  Segment& segment = *active();
+  if (last_offset - segment.base_offset() > kRelativeOffsetMax ||
+      segment.size_bytes() + bytes.size() > std::numeric_limits<uint32_t>::max()) {
+    return absl::ResourceExhaustedError("the active segment is full while a truncation completes");
+  }
+  uint64_t position = segment.size_bytes();
+  if (truncation_pending_.has_value()) {
+    // The file may still hold bytes the truncation cuts: keep new bytes in memory until it is cut.
+    if (segment.pending.size() + bytes.size() > kTruncationPendingBytesMax ||
+        staging_end_ + bytes.size() > uint64_t{1} << 40) {
+      return absl::ResourceExhaustedError("too many bytes appended while a truncation completes");
+    }
+    absl::Status written = staging_file_->WriteAt(staging_end_, bytes);
+    if (!written.ok()) {
+      absl::StatusOr<uint64_t> size = staging_file_->Size();
+      absl::Status restored = size.status();
+      if (size.ok() && *size > staging_end_) restored = staging_file_->Truncate(staging_end_);
+      if (absl::IsResourceExhausted(written) && restored.ok()) return written;
+      Fail(written.ok() ? restored : written);
+      return failed_;
+    }
+    staging_end_ += bytes.size();
+    segment.pending.append(bytes.data(), bytes.size());
+  } else {
+    assert(segment.pending.empty());
+    absl::Status written = segment.file->WriteAt(segment.physical_bytes, bytes);
+    if (!written.ok()) {
+      // Nothing may stay appended: cut off whatever part of the write happened.
+      ++segment.change_seq;
+      absl::StatusOr<uint64_t> size = segment.file->Size();
+      absl::Status restored = size.status();
+      if (size.ok() && *size > segment.physical_bytes) {
+        restored = segment.file->Truncate(segment.physical_bytes);
+      }
+      if (absl::IsResourceExhausted(written) && restored.ok()) return written;
+      Fail(written.ok() ? restored : written);
+      return failed_;
+    }
+    segment.physical_bytes += bytes.size();
+    ++segment.change_seq;
+  }
+  // Index files on disk no longer describe the segment.
+  segment.index_files_written = false;
+  segment.index_files_durable = false;
+  for (const BatchHeader& header : headers) {
+    segment.index.AddBatch(header, position, config_.index_interval_bytes);
+    RecordLeaderEpoch(header.base_offset, header.partition_leader_epoch);
+    position += header.total_bytes();
+  }
+  assert(segment.size_bytes() == segment.physical_bytes + segment.pending.size());
+  log_end_offset_ = last_offset + 1;
+  stats_.batches_appended += headers.size();
+  stats_.bytes_appended += bytes.size();
+  DataWritten();
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: reads.
+
+PartitionLog::Impl::SegmentMap::const_iterator PartitionLog::Impl::SegmentFor(
+    int64_t offset) const {
+  auto it = segments_.upper_bound(offset);
+  assert(it != segments_.begin());
+  return std::prev(it);
+}
+
+int64_t PartitionLog::Impl::SegmentLimit(SegmentMap::const_iterator it) const {
+  auto next = std::next(it);
+  return next == segments_.end() ? log_end_offset_ : next->first;
+}
+
+CursorOptions PartitionLog::Impl::ReadOptions(SegmentMap::const_iterator it,
+                                              const ScanStart& start, size_t chunk_bytes) const {
+  CursorOptions options;
+  options.start_position = start.position;
+  options.end_position = it->second->size_bytes();
+  options.min_base_offset = start.base_offset;
+  options.limit_offset = SegmentLimit(it);
+  if (start.exact) options.exact_first_base_offset = start.base_offset;
+  options.chunk_bytes = chunk_bytes;
+  options.leader_epochs = &leader_epochs_;
+  return options;
+}
+
+absl::Status PartitionLog::Impl::DataLossAt(const Segment& segment, uint64_t position,
+                                            absl::string_view reason) const {
+  return absl::DataLossError(absl::StrCat("partition log ", directory_, ": corrupt batch in ",
+                                          segment.log_path, " at byte ", position, ": ", reason));
+}
+
+absl::StatusOr<std::string> PartitionLog::Impl::Read(int64_t offset, size_t bytes_max,
+                                                     int64_t end_offset_max,
+                                                     bool allow_oversized_first) {
+  if (offset < log_start_offset_ || offset > log_end_offset_) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is outside the log [",
+                                              log_start_offset_, ", ", log_end_offset_, "]"));
+  }
+  std::string out;
+  const int64_t end_offset = std::min(end_offset_max, log_end_offset_);
+  if (offset == log_end_offset_) return out;
+  bytes_max = std::min(bytes_max, kReadBytesMax);
+  const size_t chunk_bytes = bytes_max + config_.index_interval_bytes;
+  for (auto it = SegmentFor(offset); it != segments_.end(); ++it) {
+    const bool first_segment = it->first <= offset;
+    const ScanStart start = first_segment ? it->second->index.Lookup(offset)
+                                          : ScanStart{0, it->first, false};
+    BatchCursor cursor(*it->second, ReadOptions(it, start, chunk_bytes));
+    while (true) {
+      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
+      if (step.ok() && *step == BatchCursor::Step::kBatch && cursor.header().last_offset() >= offset &&
+          cursor.header().base_offset < end_offset) {
+        const bool fits = out.size() + cursor.header().total_bytes() <= bytes_max;
+        if (!fits && !(out.empty() && allow_oversized_first)) return out;
+        out.append(cursor.bytes().data(), cursor.bytes().size());
+        // Stop before reading a batch that cannot be returned (it may be one that fails).
+        if (!fits || out.size() >= bytes_max || cursor.header().last_offset() + 1 >= end_offset) {
+          return out;
+        }
+      }
+      stats_.corrupt_reads += cursor.TakeTransientFailures();
+      if (!step.ok()) return step.status();
+      if (*step == BatchCursor::Step::kEnd) break;
+      if (*step == BatchCursor::Step::kDamage) {
+        ++stats_.corrupt_reads;
+        return DataLossAt(*it->second, cursor.damage_position(), cursor.damage_reason());
+      }
+      if (cursor.header().base_offset >= end_offset) return out;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> PartitionLog::Impl::OffsetForTimestamp(int64_t timestamp_ms) {
+  for (auto it = SegmentFor(log_start_offset_); it != segments_.end(); ++it) {
+    const Segment& segment = *it->second;
+    if (segment.empty() || segment.index.max_timestamp() < timestamp_ms) continue;
+    // Every batch up to the offset-index entry before the first time-index entry at or above the
+    // timestamp is below it (log_index.h), so the scan starts there.
+    const std::vector<TimeIndexEntry>& times = segment.index.time_entries();
+    auto first_at_or_above = std::lower_bound(
+        times.begin(), times.end(), timestamp_ms,
+        [](const TimeIndexEntry& entry, int64_t value) { return entry.timestamp_ms < value; });
+    ScanStart start =
+        first_at_or_above == times.end()
+            ? segment.index.Lookup(std::numeric_limits<int64_t>::max())
+            : (first_at_or_above->relative_offset == 0
+                   ? ScanStart{0, segment.base_offset(), false}
+                   : segment.index.Lookup(segment.base_offset() +
+                                          first_at_or_above->relative_offset - 1));
+    if (segment.base_offset() < log_start_offset_) {
+      const ScanStart from_start = segment.index.Lookup(log_start_offset_);
+      if (from_start.position > start.position) start = from_start;
+    }
+    BatchCursor cursor(segment, ReadOptions(it, start, kCursorChunkBytesMin));
+    while (true) {
+      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
+      stats_.corrupt_reads += cursor.TakeTransientFailures();
+      if (!step.ok()) return step.status();
+      if (*step == BatchCursor::Step::kEnd) break;
+      if (*step == BatchCursor::Step::kDamage) {
+        ++stats_.corrupt_reads;
+        return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
+      }
+      const BatchHeader& header = cursor.header();
+      if (header.last_offset() < log_start_offset_) continue;
+      if (header.max_timestamp >= timestamp_ms) {
+        return std::max(header.base_offset, log_start_offset_);
+      }
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("no batch has a timestamp at or after ", timestamp_ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: truncation.
+
+absl::StatusOr<PartitionLog::Impl::Located> PartitionLog::Impl::Locate(
+    SegmentMap::const_iterator it, int64_t offset) {
+  const Segment& segment = *it->second;
+  BatchCursor cursor(segment,
+                     ReadOptions(it, segment.index.Lookup(offset), kCursorChunkBytesMin));
+  while (true) {
+    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
+    stats_.corrupt_reads += cursor.TakeTransientFailures();
+    if (!step.ok()) return step.status();
+    if (*step == BatchCursor::Step::kEnd) return Located{segment.size_bytes(), -1};
+    if (*step == BatchCursor::Step::kDamage) {
+      ++stats_.corrupt_reads;
+      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
+    }
+    if (cursor.header().last_offset() >= offset) {
+      return Located{cursor.position(), cursor.header().base_offset};
+    }
+  }
+}
+
+absl::StatusOr<SegmentIndex> PartitionLog::Impl::TrimmedIndex(const Segment& segment,
+                                                              int64_t offset, uint64_t position) {
+  SegmentIndex index = segment.index;
+  const uint64_t replay_from = index.TrimTo(offset);
+  assert(replay_from <= position);
+  CursorOptions options;
+  options.start_position = replay_from;
+  options.end_position = position;
+  options.min_base_offset = index.end_offset();
+  BatchCursor cursor(segment, options);
+  while (true) {
+    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
+    stats_.corrupt_reads += cursor.TakeTransientFailures();
+    if (!step.ok()) return step.status();
+    if (*step == BatchCursor::Step::kEnd) break;
+    if (*step == BatchCursor::Step::kDamage) {
+      ++stats_.corrupt_reads;
+      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
+    }
+    index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
+  }
+  assert(index.size_bytes() == position);
+  return index;
+}
+
+void PartitionLog::Impl::RecordLeaderEpoch(int64_t base_offset, int32_t epoch) {
+  if (!leader_epochs_.empty()) {
+    assert(leader_epochs_.rbegin()->first <= base_offset);
+    if (leader_epochs_.rbegin()->second == epoch) return;
+  }
+  leader_epochs_[base_offset] = epoch;
+  PruneLeaderEpochs();
+  // Past the bound, the oldest are forgotten (reads then check their epochs less strictly).
+  while (leader_epochs_.size() > kLeaderEpochEntriesMax) leader_epochs_.erase(leader_epochs_.begin());
+}
+
+void PartitionLog::Impl::TrimLeaderEpochs(int64_t offset) {
+  leader_epochs_.erase(leader_epochs_.lower_bound(offset), leader_epochs_.end());
+}
+
+void PartitionLog::Impl::PruneLeaderEpochs() {
+  // Keep the entry that covers the log start.
+  while (leader_epochs_.size() > 1 &&
+         std::next(leader_epochs_.begin())->first <= log_start_offset_) {
+    leader_epochs_.erase(leader_epochs_.begin());
+  }
+}
+
+void PartitionLog::Impl::FailWaitersAbove(int64_t offset) {
+  std::vector<Callback> aborted;
+  for (auto it = waiters_.upper_bound(offset); it != waiters_.end();) {
+    aborted.push_back(std::move(it->second.callback));
+    it = waiters_.erase(it);
+  }
+  if (aborted.empty()) return;
+  ++waiters_changes_;
+  // Run from a timer, not from inside TruncateTo(): the callbacks may call back into the log.
+  std::weak_ptr<Impl*> alive = alive_;
+  env_.clock().ScheduleAfter(
+      0, [alive, aborted = std::move(aborted),
+          status = absl::AbortedError(absl::StrCat("log ", directory_, " was truncated to ",
+                                                   offset))]() mutable {
+        for (Callback& callback : aborted) {
+          if (alive.expired()) return;
+          callback(status);
+        }
+      });
+}
+
+void PartitionLog::Impl::RemoveSegmentFiles(const Segment& segment) {
+  for (const std::string* path : {&segment.log_path, &segment.index_path, &segment.time_index_path,
+                                  &segment.cleaned_path}) {
+    if (absl::Status removed = RemoveIfExists(disk_, *path); !removed.ok()) {
+      Fail(removed);
+      return;
+    }
+  }
+  directory_dirty_ = true;
+}
+
+absl::Status PartitionLog::Impl::StartStaging() {
+  assert(staging_file_ == nullptr);
+  absl::StatusOr<std::unique_ptr<File>> file = WriteFreshFile(
+      disk_, absl::StrCat(directory_, "/", kPendingAppendsFileName), absl::string_view());
+  if (!file.ok()) return file.status();
+  directory_dirty_ = true;
+  staging_file_ = std::move(*file);
+  staging_end_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::Impl::TruncateTo(int64_t offset) {
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
+  if (offset < log_start_offset_ || offset > log_end_offset_) {
+    return absl::OutOfRangeError(absl::StrCat("cannot truncate to ", offset, " outside [",
+                                              log_start_offset_, ", ", log_end_offset_, "]"));
+  }
+  if (offset == log_end_offset_) return absl::OkStatus();
+  if (clean_offset_ != kNoOffset && offset < clean_offset_) {
+    // Compaction removed records that batches at or past `offset` superseded: cutting those
+    // batches would lose the latest value of their keys for good.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot truncate to ", offset, ": compaction used the records up to ", clean_offset_,
+        " (the log must be rebuilt from its leader instead)"));
+  }
+  // Everything that can fail on reads first, so that an error changes nothing.
+  const SegmentMap::const_iterator it = SegmentFor(offset);
+  absl::StatusOr<Located> located = Locate(it, offset);
+  if (!located.ok()) return located.status();
+  if (located->base_offset >= 0 && located->base_offset < offset) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offset ", offset, " is inside the batch at ", located->base_offset));
+  }
+  std::shared_ptr<Segment> segment = it->second;
+  const uint64_t position = located->position;
+  absl::StatusOr<SegmentIndex> trimmed = TrimmedIndex(*segment, offset, position);
+  if (!trimmed.ok()) return trimmed.status();
+
+  CleanerAbort();
+  ++structure_generation_;
+  FailWaitersAbove(offset);
+  if (cycle_in_flight_) {
+    cycle_.target_end = std::min(cycle_.target_end, offset);
+    cycle_.recovery_point = std::min(cycle_.recovery_point, offset);
+  }
+  durable_end_offset_ = std::min(durable_end_offset_, offset);
+
+  const bool last = std::next(it) == segments_.end();
+  const bool in_pending_bytes =
+      truncation_pending_.has_value() && *truncation_pending_ <= offset;
+  const bool covered_by_bound = !truncation_pending_.has_value() && !bound_clear_in_flight_ &&
+                                bound_durable_ != kNoOffset && bound_durable_ <= offset;
+  const bool never_synced = !truncation_pending_.has_value() && last &&
+                            position >= segment->durable_bytes_max;
+  std::vector<std::shared_ptr<Segment>> later;
+  for (auto next = std::next(it); next != segments_.end(); ++next) later.push_back(next->second);
+  segments_.erase(std::next(it), segments_.end());
+
+  if (in_pending_bytes) {
+    // Only bytes appended since the pending truncation are cut: they are in memory.
+    assert(last);
+    assert(position >= segment->physical_bytes);
+    segment->pending.resize(position - segment->physical_bytes);
+  } else if (covered_by_bound || never_synced) {
+    // Nothing cut here can come back after a crash: cut the files now.
+    for (const std::shared_ptr<Segment>& doomed : later) RemoveSegmentFiles(*doomed);
+    if (segment->physical_bytes > position || segment->durable_bytes_max > position) {
+      ++segment->change_seq;
+      if (absl::Status cut = segment->file->Truncate(position); !cut.ok()) Fail(cut);
+    }
+    segment->physical_bytes = position;
+    if (covered_by_bound) ++bound_protected_changes_;
+  } else {
+    // Complex: cut in memory now, in the files once a bound is durable (see the Impl comment).
+    if (!truncation_pending_.has_value()) {
+      if (absl::Status started = StartStaging(); !started.ok()) Fail(started);
+    }
+    for (std::shared_ptr<Segment>& doomed : later) {
+      doomed_by_truncation_.push_back(std::move(doomed));
+    }
+    if (!truncation_pending_.has_value() || offset < *truncation_pending_) {
+      ++truncation_generation_;
+    }
+    truncation_pending_ = offset;
+    truncation_kept_end_ = std::min(truncation_kept_end_, trimmed->end_offset());
+    if (position <= segment->physical_bytes) {
+      segment->physical_bytes = position;
+      segment->pending.clear();
+    } else {
+      segment->pending.resize(position - segment->physical_bytes);
+    }
+  }
+  if (segment->sealed) {
+    segment->sealed = false;
+    if (!truncation_pending_.has_value()) {
+      // Its index files describe the old contents.
+      if (absl::Status removed = RemoveIfExists(disk_, segment->index_path); !removed.ok()) {
+        Fail(removed);
+      }
+      if (absl::Status removed = RemoveIfExists(disk_, segment->time_index_path); !removed.ok()) {
+        Fail(removed);
+      }
+      directory_dirty_ = true;
+    }
+  }
+  segment->index_files_written = false;
+  segment->index_files_durable = false;
+  segment->index = *std::move(trimmed);
+  TrimLeaderEpochs(offset);
+  assert(segment->size_bytes() == position);
+  assert(segment->size_bytes() == segment->physical_bytes + segment->pending.size());
+  log_end_offset_ = segment->index.end_offset();
+  if (log_end_offset_ < offset) {
+    // Compaction left no batch between the last one kept and `offset`: an empty batch covers
+    // the gap, so that the log end (and the offsets of what comes next) survive a restart.
+    std::string filler = MakeEmptyBatch(log_end_offset_, offset - 1);
+    absl::StatusOr<BatchHeader> header = ParseBatchHeader(filler);
+    assert(header.ok());
+    if (absl::Status appended = AppendBatches(filler, {*header}); !appended.ok()) {
+      Fail(appended);
+      log_end_offset_ = offset;
+    }
+  }
+  assert(log_end_offset_ == offset);
+  if (!failed_.ok()) return failed_;
+  MaybeStartCycle();
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: log start, retention and maintenance.
+
+void PartitionLog::Impl::DeleteSegmentsBelowStart() {
+  while (segments_.size() > 1) {
+    auto first = segments_.begin();
+    const int64_t end_offset = std::next(first)->first;
+    if (end_offset > log_start_offset_) break;
+    doomed_by_retention_.push_back(DoomedSegment{first->second, end_offset});
+    segments_.erase(first);
+    ++stats_.segments_deleted;
+    ++structure_generation_;
+  }
+}
+
+absl::Status PartitionLog::Impl::AdvanceLogStartOffset(int64_t offset) {
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
+  if (offset > log_end_offset_) {
+    return absl::OutOfRangeError(absl::StrCat("log start ", offset, " past the log end ",
+                                              log_end_offset_));
+  }
+  if (offset <= log_start_offset_) return absl::OkStatus();
+  log_start_offset_ = offset;
+  PruneLeaderEpochs();
+  const uint64_t generation = structure_generation_;
+  DeleteSegmentsBelowStart();
+  if (generation != structure_generation_) CleanerAbort();
+  MaybeStartCycle();
+  return absl::OkStatus();
+}
+
+void PartitionLog::Impl::ApplyRetention() {
+  if (config_.cleanup_policy == CleanupPolicy::kCompact) return;
+  const uint64_t generation = structure_generation_;
+  if (config_.retention_ms >= 0) {
+    const int64_t threshold_ms = env_.clock().WallNowMs() - config_.retention_ms;
+    while (true) {
+      const Segment& first = *segments_.begin()->second;
+      if (first.empty() || first.index.max_timestamp() >= threshold_ms) break;
+      if (segments_.size() == 1) {
+        // The active segment goes too, as in Kafka: roll it first.
+        if (truncation_pending_.has_value() || !Roll().ok()) break;
+      }
+      log_start_offset_ = std::max(log_start_offset_, std::next(segments_.begin())->first);
+      DeleteSegmentsBelowStart();
+    }
+  }
+  if (config_.retention_bytes >= 0) {
+    uint64_t total = size_bytes();
+    while (segments_.size() > 1) {
+      const Segment& first = *segments_.begin()->second;
+      if (total - first.size_bytes() < static_cast<uint64_t>(config_.retention_bytes)) break;
+      total -= first.size_bytes();
+      log_start_offset_ = std::max(log_start_offset_, std::next(segments_.begin())->first);
+      DeleteSegmentsBelowStart();
+    }
+  }
+  if (generation != structure_generation_) CleanerAbort();
+  PruneLeaderEpochs();
+}
+
+void PartitionLog::Impl::RunMaintenance() {
+  if (closed_ || !failed_.ok()) return;
+  const Segment& segment = *active();
+  if (!segment.empty() && !truncation_pending_.has_value() &&
+      env_.clock().MonotonicNowUs() - segment.created_us >= config_.segment_ms * 1000) {
+    if (absl::Status rolled = Roll(); !rolled.ok() && !absl::IsResourceExhausted(rolled)) {
+      Fail(rolled);
+      return;
+    }
+    DataWritten();
+  }
+  ApplyRetention();
+  if (!failed_.ok()) return;
+  CleanerStep();
+  MaybeStartCycle();
+}
+
+}  // namespace runnel::storage

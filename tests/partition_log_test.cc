@@ -1,0 +1,1293 @@
+// Tests of the partition log (broker/storage/partition_log.h): appends, reads and lookups, the
+// durability pipeline, crash recovery in every loss mode, damage detection, truncation, retention,
+// compaction; on the simulated disk (a Simulator with one node whose program holds the log) and
+// on the real disk (PosixEnv over a temporary directory).
+#include "broker/storage/partition_log.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "broker/env/env.h"
+#include "broker/env/posix/event_loop.h"
+#include "broker/env/posix/posix_env.h"
+#include "broker/storage/log_checkpoint.h"
+#include "broker/storage/record_batch.h"
+#include "broker/storage/segment.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sim/sim_disk.h"
+#include "sim/simulator.h"
+
+namespace runnel::storage {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kDirectory[] = "orders-0";
+constexpr int64_t kWaitUs = 30'000'000;
+
+struct KeyValue {
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+};
+
+// A client batch of `records` (base offset 0), timestamps from `timestamp_ms` on.
+std::string MakeBatch(const std::vector<KeyValue>& records, int64_t timestamp_ms,
+                      Compression compression = Compression::kNone) {
+  std::vector<Record> built;
+  for (size_t i = 0; i < records.size(); ++i) {
+    Record record;
+    record.offset_delta = static_cast<int32_t>(i);
+    record.timestamp_delta = static_cast<int64_t>(i);
+    record.key = records[i].key;
+    record.value = records[i].value;
+    built.push_back(std::move(record));
+  }
+  absl::StatusOr<std::string> batch = BuildBatch(
+      BatchBuildOptions{.compression = compression, .base_timestamp = timestamp_ms}, built);
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  return *batch;
+}
+
+// A batch of `count` keyless records whose values are `value_bytes` long and tagged with `tag`.
+std::string ValuesBatch(int count, size_t value_bytes, int tag, int64_t timestamp_ms = 1000) {
+  std::vector<KeyValue> records;
+  for (int i = 0; i < count; ++i) {
+    std::string value = absl::StrCat("v", tag, "-", i, "-");
+    value.resize(std::max(value.size(), value_bytes), static_cast<char>('a' + tag % 26));
+    records.push_back(KeyValue{std::nullopt, value});
+  }
+  return MakeBatch(records, timestamp_ms);
+}
+
+std::vector<absl::string_view> Split(absl::string_view bytes) {
+  size_t remainder = 0;
+  absl::StatusOr<std::vector<absl::string_view>> batches = SplitBatches(bytes, &remainder);
+  EXPECT_TRUE(batches.ok()) << batches.status();
+  EXPECT_EQ(remainder, 0u);
+  return batches.ok() ? *batches : std::vector<absl::string_view>{};
+}
+
+BatchHeader Header(absl::string_view batch) {
+  absl::StatusOr<BatchHeader> header = ParseBatchHeader(batch);
+  EXPECT_TRUE(header.ok()) << header.status();
+  return *header;
+}
+
+// Every batch from the log start to the end, each as stored.
+absl::StatusOr<std::vector<std::string>> ReadAll(PartitionLog& log) {
+  std::vector<std::string> batches;
+  int64_t offset = log.log_start_offset();
+  while (offset < log.log_end_offset()) {
+    absl::StatusOr<std::string> bytes = log.Read(offset, 1 << 20, log.log_end_offset(), true);
+    if (!bytes.ok()) return bytes.status();
+    std::vector<absl::string_view> split = Split(*bytes);
+    if (split.empty()) break;  // the rest was compacted away
+    for (absl::string_view batch : split) {
+      EXPECT_TRUE(ValidateBatch(batch, {.check_records = false}).ok());
+      batches.emplace_back(batch);
+    }
+    offset = Header(split.back()).last_offset() + 1;
+  }
+  return batches;
+}
+
+// The node's program: the log and the Env it runs on.
+struct Host {
+  explicit Host(Env& env_in) : env(env_in) {}
+  Env& env;
+  std::unique_ptr<PartitionLog> log;
+};
+
+sim::SimDiskOptions QuietDisk() {
+  sim::SimDiskOptions options;
+  options.sync_latency_us_min = 200;
+  options.sync_latency_us_max = 1000;
+  return options;
+}
+
+// A simulator with one node whose program is a Host; the test opens the log on the node's Env.
+class SimLogTest : public ::testing::Test {
+ protected:
+  explicit SimLogTest(sim::SimDiskOptions disk = QuietDisk())
+      : simulator_(sim::SimulatorOptions{.seed = 7}) {
+    sim::NodeOptions options;
+    options.name = "broker-0";
+    options.has_own_disk_options = true;
+    options.disk = disk;
+    node_ = simulator_.AddNode(options, [this](Env& env) {
+      auto host = std::make_shared<Host>(env);
+      host_ = host.get();
+      return std::shared_ptr<void>(host);
+    });
+    simulator_.StartNode(node_);
+  }
+
+  ~SimLogTest() override { simulator_.CrashNode(node_, sim::CrashKind::kProcess); }
+
+  absl::Status Open(const LogConfig& config) {
+    absl::StatusOr<std::unique_ptr<PartitionLog>> log =
+        PartitionLog::Open(host_->env, kDirectory, config);
+    if (!log.ok()) return log.status();
+    host_->log = *std::move(log);
+    return absl::OkStatus();
+  }
+  void OpenOrDie(const LogConfig& config) { ASSERT_TRUE(Open(config).ok()); }
+
+  PartitionLog& log() { return *host_->log; }
+  Env& env() { return host_->env; }
+  sim::SimDiskStorage& disk() { return simulator_.disk(node_); }
+
+  // Power loss in the given mode for every file, then a fresh start of the node (no log open).
+  void PowerLoss(sim::CrashLossMode mode) {
+    host_ = nullptr;
+    simulator_.CrashNode(node_, sim::CrashKind::kProcess);
+    disk().CrashWithMode(mode);
+    simulator_.StartNode(node_);
+  }
+  // The process dies; the page cache survives.
+  void ProcessCrash() {
+    host_ = nullptr;
+    simulator_.CrashNode(node_, sim::CrashKind::kProcess);
+    simulator_.StartNode(node_);
+  }
+
+  absl::Status WaitDurable(int64_t end_offset) {
+    auto result = std::make_shared<std::optional<absl::Status>>();
+    log().WhenDurable(end_offset, [result](const absl::Status& status) { *result = status; });
+    simulator_.RunUntilCondition([&] { return result->has_value(); },
+                                 simulator_.NowUs() + kWaitUs);
+    if (!result->has_value()) return absl::DeadlineExceededError("not durable in time");
+    return **result;
+  }
+
+  absl::Status Close() {
+    auto result = std::make_shared<std::optional<absl::Status>>();
+    log().Close([result](const absl::Status& status) { *result = status; });
+    simulator_.RunUntilCondition([&] { return result->has_value(); },
+                                 simulator_.NowUs() + kWaitUs);
+    if (!result->has_value()) return absl::DeadlineExceededError("Close did not complete");
+    return **result;
+  }
+
+  // Close() then a restart of the node, which reopens the log.
+  void CleanRestart(const LogConfig& config) {
+    ASSERT_TRUE(Close().ok());
+    host_ = nullptr;
+    simulator_.StopNode(node_);
+    simulator_.StartNode(node_);
+    OpenOrDie(config);
+  }
+
+  AppendInfo Append(absl::string_view batch, int32_t epoch = 1) {
+    absl::StatusOr<AppendInfo> info = log().AppendAsLeader(batch, epoch);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : AppendInfo{};
+  }
+
+  void RunFor(int64_t us) { simulator_.RunFor(us); }
+
+  // Flips one bit of a stored byte of a segment, as damage on the medium would.
+  void FlipByte(int64_t base, uint64_t position) {
+    absl::StatusOr<std::unique_ptr<File>> file =
+        env().disk().Open(SegmentPath(base), OpenMode::kExisting);
+    ASSERT_TRUE(file.ok());
+    char byte = 0;
+    ASSERT_TRUE((*file)->ReadAt(position, absl::MakeSpan(&byte, 1)).ok());
+    byte = static_cast<char>(byte ^ 0x10);
+    ASSERT_TRUE((*file)->WriteAt(position, absl::string_view(&byte, 1)).ok());
+  }
+
+  std::string SegmentPath(int64_t base) const {
+    return absl::StrCat(kDirectory, "/", SegmentStem(base), ".log");
+  }
+  std::vector<int64_t> SegmentBases() {
+    std::vector<int64_t> bases;
+    absl::StatusOr<std::vector<std::string>> names = env().disk().List(kDirectory);
+    EXPECT_TRUE(names.ok());
+    for (const std::string& name : *names) {
+      if (std::optional<int64_t> base = ParseSegmentFileName(name, ".log")) bases.push_back(*base);
+    }
+    return bases;
+  }
+
+  sim::Simulator simulator_;
+  NodeId node_ = 0;
+  Host* host_ = nullptr;
+};
+
+// The stored form of a client batch appended at `base` with leader epoch `epoch`.
+std::string Stored(std::string batch, int64_t base, int32_t epoch) {
+  SetBaseOffset(batch.data(), base);
+  SetPartitionLeaderEpoch(batch.data(), epoch);
+  return batch;
+}
+
+// Appends enough batches to fill many small segments and reads every one back: offsets are
+// assigned densely, the leader epoch is stamped, each batch comes back byte for byte as stored.
+TEST_F(SimLogTest, AppendAndReadAcrossManySegments) {
+  LogConfig config;
+  config.segment_bytes = 2000;
+  OpenOrDie(config);
+  std::vector<std::string> appended;
+  int64_t next_offset = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string batch = ValuesBatch(1 + i % 4, 50 + i % 7, i);
+    AppendInfo info = Append(batch, 3);
+    EXPECT_EQ(info.base_offset, next_offset);
+    EXPECT_EQ(info.last_offset, next_offset + i % 4);
+    EXPECT_EQ(info.log_append_time_ms, -1);
+    EXPECT_EQ(info.log_start_offset, 0);
+    next_offset = info.last_offset + 1;
+    appended.push_back(Stored(batch, info.base_offset, 3));
+  }
+  EXPECT_EQ(log().log_end_offset(), next_offset);
+  EXPECT_GT(log().segment_count(), 10u);
+  EXPECT_EQ(log().stats().segments_rolled + 1, log().segment_count());
+  EXPECT_EQ(log().stats().batches_appended, 200u);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, appended);
+  EXPECT_EQ(SegmentBases().size(), log().segment_count());
+  uint64_t total = 0;
+  for (const std::string& batch : appended) total += batch.size();
+  EXPECT_EQ(log().size_bytes(), total);
+}
+
+// Under LogAppendTime the log stamps the wall-clock time as the batch's maxTimestamp and sets the
+// attribute (and the CRC stays valid); under CreateTime the client's timestamps stay.
+TEST_F(SimLogTest, LogAppendTimeIsStamped) {
+  LogConfig config;
+  config.message_timestamp_type = TimestampType::kLogAppendTime;
+  OpenOrDie(config);
+  RunFor(5'000);
+  const int64_t now_ms = env().clock().WallNowMs();
+  AppendInfo info = Append(ValuesBatch(3, 10, 1, /*timestamp_ms=*/1000), 9);
+  EXPECT_EQ(info.log_append_time_ms, now_ms);
+  absl::StatusOr<std::string> bytes = log().Read(0, 1 << 20, 100, true);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_TRUE(ValidateBatch(*bytes, {}).ok());
+  const BatchHeader header = Header(*bytes);
+  EXPECT_TRUE(header.log_append_time());
+  EXPECT_EQ(header.max_timestamp, now_ms);
+  EXPECT_EQ(header.partition_leader_epoch, 9);
+  ASSERT_TRUE(log().UpdateConfig(LogConfig{}).ok());
+  info = Append(ValuesBatch(1, 10, 2, /*timestamp_ms=*/1000));
+  EXPECT_EQ(info.log_append_time_ms, -1);
+}
+
+// A read from an offset inside a batch returns the whole batch that holds it first, then whole
+// batches after it; a read at the log end returns nothing; outside [start, end] is kOutOfRange.
+TEST_F(SimLogTest, ReadFromTheMiddleOfABatchReturnsTheBatchThatHoldsIt) {
+  LogConfig config;
+  config.segment_bytes = 1500;
+  config.index_interval_bytes = 200;
+  OpenOrDie(config);
+  for (int i = 0; i < 40; ++i) Append(ValuesBatch(5, 20, i));
+  for (int64_t offset = 0; offset < 200; offset += 3) {
+    absl::StatusOr<std::string> bytes = log().Read(offset, 300, 200, true);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    std::vector<absl::string_view> batches = Split(*bytes);
+    ASSERT_FALSE(batches.empty()) << offset;
+    EXPECT_EQ(Header(batches.front()).base_offset, offset / 5 * 5) << offset;
+  }
+  absl::StatusOr<std::string> at_end = log().Read(200, 1 << 20, 200, true);
+  ASSERT_TRUE(at_end.ok());
+  EXPECT_TRUE(at_end->empty());
+  EXPECT_EQ(log().Read(201, 1 << 20, 300, true).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(log().Read(-1, 1 << 20, 300, true).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+// bytes_max limits a read to whole batches that fit; a first batch larger than bytes_max comes
+// back alone only with allow_oversized_first; end_offset_max stops before batches starting at or
+// past it (a batch that straddles it is returned).
+TEST_F(SimLogTest, ReadLimits) {
+  OpenOrDie(LogConfig{});
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 10; ++i) {
+    const std::string batch = ValuesBatch(2, 100, i);
+    sizes.push_back(batch.size());
+    Append(batch);
+  }
+  absl::StatusOr<std::string> bytes = log().Read(0, sizes[0] * 3 + 5, 100, false);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(Split(*bytes).size(), 3u);
+  bytes = log().Read(0, sizes[0] - 1, 100, false);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_TRUE(bytes->empty());
+  bytes = log().Read(0, sizes[0] - 1, 100, true);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(Split(*bytes).size(), 1u);
+  bytes = log().Read(0, 0, 100, true);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(Split(*bytes).size(), 1u);
+  // end_offset_max 5: batches [0,1] [2,3] [4,5]; the last straddles 5 and is returned.
+  bytes = log().Read(0, 1 << 20, 5, false);
+  ASSERT_TRUE(bytes.ok());
+  std::vector<absl::string_view> batches = Split(*bytes);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(Header(batches.back()).base_offset, 4);
+  bytes = log().Read(3, 1 << 20, 3, true);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(Split(*bytes).size(), 1u);  // the batch holding offset 3 starts at 2 < 3
+  bytes = log().Read(3, 1 << 20, 2, true);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_TRUE(bytes->empty());  // it starts at 2, not below 2
+  bytes = log().Read(4, 1 << 20, 4, true);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_TRUE(bytes->empty());
+}
+
+// OffsetForTimestamp finds the first batch whose max timestamp reaches T, across segments and
+// with timestamps that go up and down, compared with a brute-force answer for every T in range;
+// kNotFound past the largest timestamp.
+TEST_F(SimLogTest, OffsetForTimestamp) {
+  LogConfig config;
+  config.segment_bytes = 3000;
+  config.index_interval_bytes = 150;
+  OpenOrDie(config);
+  struct Appended {
+    int64_t base;
+    int64_t max_timestamp;
+  };
+  std::vector<Appended> appended;
+  uint64_t state = 12345;
+  for (int i = 0; i < 120; ++i) {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    const int64_t timestamp = 10'000 + i * 10 + static_cast<int64_t>((state >> 33) % 400) - 200;
+    const std::string batch = ValuesBatch(1 + i % 3, 30, i, timestamp);
+    AppendInfo info = Append(batch);
+    appended.push_back({info.base_offset, Header(batch).max_timestamp});
+  }
+  ASSERT_GT(log().segment_count(), 3u);
+  auto expected = [&](int64_t t) -> std::optional<int64_t> {
+    for (const Appended& batch : appended) {
+      if (batch.max_timestamp >= t) return batch.base;
+    }
+    return std::nullopt;
+  };
+  for (int64_t t = 9'000; t < 12'000; t += 7) {
+    absl::StatusOr<int64_t> found = log().OffsetForTimestamp(t);
+    std::optional<int64_t> want = expected(t);
+    if (want.has_value()) {
+      ASSERT_TRUE(found.ok()) << t << ": " << found.status();
+      EXPECT_EQ(*found, *want) << t;
+    } else {
+      EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound) << t;
+    }
+  }
+  // After a restart (indexes from their files) the answers are the same.
+  CleanRestart(config);
+  for (int64_t t = 9'000; t < 12'000; t += 37) {
+    absl::StatusOr<int64_t> found = log().OffsetForTimestamp(t);
+    std::optional<int64_t> want = expected(t);
+    if (want.has_value()) {
+      ASSERT_TRUE(found.ok()) << t;
+      EXPECT_EQ(*found, *want) << t;
+    }
+  }
+}
+
+// Group commit: 300 appends made back to back, each with a WhenDurable, share a handful of syncs;
+// every callback runs once, OK, in order of offset.
+TEST_F(SimLogTest, GroupCommitSharesSyncs) {
+  OpenOrDie(LogConfig{});
+  RunFor(100'000);  // the open-time sync
+  const uint64_t syncs_before = log().stats().syncs;
+  std::vector<int64_t> completed;
+  for (int i = 0; i < 300; ++i) {
+    AppendInfo info = Append(ValuesBatch(1, 20, i));
+    log().WhenDurable(info.last_offset + 1, [&completed, info](const absl::Status& status) {
+      EXPECT_TRUE(status.ok()) << status;
+      completed.push_back(info.last_offset + 1);
+    });
+  }
+  simulator_.RunUntilCondition([&] { return completed.size() == 300; },
+                               simulator_.NowUs() + kWaitUs);
+  ASSERT_EQ(completed.size(), 300u);
+  EXPECT_TRUE(std::is_sorted(completed.begin(), completed.end()));
+  EXPECT_EQ(log().durable_end_offset(), 300);
+  EXPECT_LE(log().stats().syncs - syncs_before, 10u);
+  // Appends trickling in while syncs are in flight are covered by the next sync.
+  const uint64_t syncs_middle = log().stats().syncs;
+  for (int i = 0; i < 200; ++i) {
+    Append(ValuesBatch(1, 20, i));
+    RunFor(50);
+  }
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  EXPECT_LT(log().stats().syncs - syncs_middle, 60u);
+}
+
+// WhenDurable callbacks run in order of their end offsets, whatever the order of registration;
+// one whose offsets are durable already runs at once; past the log end is kOutOfRange.
+TEST_F(SimLogTest, WhenDurableRunsInOrder) {
+  OpenOrDie(LogConfig{.flush_policy = FlushPolicy::kNever});
+  for (int i = 0; i < 10; ++i) Append(ValuesBatch(1, 20, i));
+  std::vector<int64_t> order;
+  for (int64_t end : {7, 3, 10, 1, 5, 5}) {
+    log().WhenDurable(end, [&order, end](const absl::Status& status) {
+      EXPECT_TRUE(status.ok());
+      order.push_back(end);
+    });
+  }
+  RunFor(1'000'000);
+  EXPECT_TRUE(order.empty());  // kNever: nothing syncs until Flush()
+  log().Flush();
+  simulator_.RunUntilCondition([&] { return order.size() == 6; }, simulator_.NowUs() + kWaitUs);
+  EXPECT_EQ(order, (std::vector<int64_t>{1, 3, 5, 5, 7, 10}));
+  bool ran = false;
+  log().WhenDurable(4, [&ran](const absl::Status& status) { ran = status.ok(); });
+  EXPECT_TRUE(ran);
+  absl::Status past;
+  log().WhenDurable(11, [&past](const absl::Status& status) { past = status; });
+  EXPECT_EQ(past.code(), absl::StatusCode::kOutOfRange);
+}
+
+// kInterval syncs on a timer: nothing is durable before flush.ms, everything after.
+TEST_F(SimLogTest, IntervalFlush) {
+  OpenOrDie(LogConfig{.flush_policy = FlushPolicy::kInterval, .flush_interval_ms = 500});
+  RunFor(100'000);
+  Append(ValuesBatch(1, 20, 1));
+  RunFor(300'000);
+  EXPECT_EQ(log().durable_end_offset(), 0);
+  RunFor(400'000);
+  EXPECT_EQ(log().durable_end_offset(), 1);
+}
+
+// Power loss in each loss mode, several times over: batches reported durable survive, and the
+// recovered log is a batch prefix of what was appended (every batch byte for byte).
+TEST_F(SimLogTest, PowerLossKeepsDurableBatchesInEveryMode) {
+  LogConfig config;
+  config.segment_bytes = 3000;
+  for (sim::CrashLossMode mode : {sim::CrashLossMode::kLoseAll, sim::CrashLossMode::kPrefix,
+                                  sim::CrashLossMode::kTorn}) {
+    for (int round = 0; round < 8; ++round) {
+      SCOPED_TRACE(absl::StrCat(sim::CrashLossModeName(mode), " round ", round));
+      OpenOrDie(config);
+      absl::StatusOr<std::vector<std::string>> before = ReadAll(log());
+      ASSERT_TRUE(before.ok());
+      std::vector<std::string> appended = *before;
+      for (int i = 0; i < 10 + round; ++i) {
+        const std::string batch = ValuesBatch(1 + i % 3, 40 + 13 * round, i);
+        AppendInfo info = Append(batch, round + 1);
+        appended.push_back(Stored(batch, info.base_offset, round + 1));
+      }
+      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+      const size_t durable_batches = appended.size();
+      // More appends, some with their syncs in flight when the power goes.
+      for (int i = 0; i < 15; ++i) {
+        const std::string batch = ValuesBatch(2, 300, 100 + i);
+        AppendInfo info = Append(batch, round + 1);
+        appended.push_back(Stored(batch, info.base_offset, round + 1));
+        RunFor(137 * (round + 1));
+      }
+      PowerLoss(mode);
+      OpenOrDie(config);
+      absl::StatusOr<std::vector<std::string>> recovered = ReadAll(log());
+      ASSERT_TRUE(recovered.ok()) << recovered.status();
+      ASSERT_GE(recovered->size(), durable_batches);
+      ASSERT_LE(recovered->size(), appended.size());
+      for (size_t i = 0; i < recovered->size(); ++i) {
+        ASSERT_EQ((*recovered)[i], appended[i]) << "batch " << i;
+      }
+      EXPECT_EQ(log().log_end_offset(),
+                recovered->empty() ? 0 : Header(recovered->back()).last_offset() + 1);
+      RunFor(100'000);
+      host_->log.reset();
+    }
+  }
+}
+
+// A torn tail (garbage, or a batch cut short, after the last whole batch) is cut at Open: the
+// log ends at the last whole batch, the bytes are counted in stats, and the file is cut once the
+// cut is durable; new appends then go where the garbage was.
+TEST_F(SimLogTest, TornTailIsCut) {
+  OpenOrDie(LogConfig{});
+  for (int i = 0; i < 5; ++i) Append(ValuesBatch(2, 50, i));
+  ASSERT_TRUE(WaitDurable(5 * 2).ok());
+  const std::string partial = ValuesBatch(2, 50, 99).substr(0, 70);
+  host_->log.reset();  // a crash, as far as the log knows
+  {
+    absl::StatusOr<std::unique_ptr<File>> file = env().disk().Open(SegmentPath(0), OpenMode::kExisting);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->Append(partial).ok());
+    ASSERT_TRUE((*file)->Append(std::string(300, '\xab')).ok());
+  }
+  ProcessCrash();
+  OpenOrDie(LogConfig{});
+  EXPECT_EQ(log().log_end_offset(), 10);
+  EXPECT_EQ(log().stats().recovery_truncated_bytes, partial.size() + 300);
+  AppendInfo info = Append(ValuesBatch(1, 10, 7));
+  EXPECT_EQ(info.base_offset, 10);
+  ASSERT_TRUE(WaitDurable(11).ok());
+  absl::StatusOr<std::vector<std::string>> batches = ReadAll(log());
+  ASSERT_TRUE(batches.ok());
+  EXPECT_EQ(batches->size(), 6u);
+  // The cut and the new batch are durable: a power loss keeps exactly this.
+  PowerLoss(sim::CrashLossMode::kLoseAll);
+  OpenOrDie(LogConfig{});
+  EXPECT_EQ(log().log_end_offset(), 11);
+  EXPECT_EQ(log().stats().recovery_truncated_bytes, 0u);
+}
+
+// Damage below the recovery point fails Open with kDataLoss naming the segment file and byte, and
+// deletes nothing: here in the last segment, below the recovery point a clean Close() recorded
+// (the segment holding the recovery point is scanned from its start).
+TEST_F(SimLogTest, DamageBelowTheRecoveryPointFailsOpen) {
+  LogConfig config;
+  OpenOrDie(config);
+  for (int i = 0; i < 40; ++i) Append(ValuesBatch(2, 60, i));
+  CleanRestart(config);  // the recovery point is now the log end
+  for (int i = 0; i < 3; ++i) Append(ValuesBatch(2, 60, 100 + i));
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  host_->log.reset();
+  FlipByte(0, 100);
+  ProcessCrash();
+  absl::Status opened = Open(config);
+  EXPECT_EQ(opened.code(), absl::StatusCode::kDataLoss) << opened;
+  EXPECT_THAT(opened.message(), HasSubstr(SegmentPath(0)));
+  EXPECT_THAT(opened.message(), HasSubstr("byte"));
+  EXPECT_EQ(SegmentBases(), std::vector<int64_t>{0});  // nothing deleted
+  FlipByte(0, 100);  // repaired
+  ProcessCrash();
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), 86);
+}
+
+// The same for an old segment whose index file is missing, so that Open() must scan it: damage in
+// its middle fails Open() and deletes nothing.
+TEST_F(SimLogTest, DamageInAnOldSegmentFailsOpen) {
+  LogConfig config;
+  config.segment_bytes = 2000;
+  OpenOrDie(config);
+  for (int i = 0; i < 40; ++i) Append(ValuesBatch(2, 60, i));
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  const std::vector<int64_t> bases = SegmentBases();
+  ASSERT_GT(bases.size(), 3u);
+  host_->log.reset();
+  ASSERT_TRUE(
+      env().disk().Remove(absl::StrCat(kDirectory, "/", SegmentStem(bases[1]), ".index")).ok());
+  FlipByte(bases[1], 500);
+  ProcessCrash();
+  absl::Status opened = Open(config);
+  EXPECT_EQ(opened.code(), absl::StatusCode::kDataLoss) << opened;
+  EXPECT_THAT(opened.message(), HasSubstr(SegmentPath(bases[1])));
+  EXPECT_EQ(SegmentBases(), bases);
+  FlipByte(bases[1], 500);
+  ProcessCrash();
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), 80);
+}
+
+// Reads verify every batch: damage in a stored batch is reported as kDataLoss naming the file and
+// byte position (never served), while a bit flipped on the way from the disk is read again.
+TEST_F(SimLogTest, ReadsVerifyEveryBatch) {
+  LogConfig config;
+  config.index_interval_bytes = 64;
+  OpenOrDie(config);
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i));
+  ASSERT_TRUE(WaitDurable(20).ok());
+  for (int i = 0; i < 20; ++i) {
+    disk().CorruptNextRead();
+    absl::StatusOr<std::string> bytes = log().Read(i, 1 << 20, 20, true);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    for (absl::string_view batch : Split(*bytes)) ASSERT_TRUE(ValidateBatch(batch, {}).ok());
+    ASSERT_EQ(Split(*bytes).size(), static_cast<size_t>(20 - i));
+  }
+  EXPECT_GE(log().stats().corrupt_reads, 1u);
+  // Damage a stored batch (the 5th) in place.
+  absl::StatusOr<std::string> fifth = log().Read(5, 1, 6, true);
+  ASSERT_TRUE(fifth.ok());
+  uint64_t position = 0;
+  {
+    absl::StatusOr<std::string> first_five = log().Read(0, 1 << 20, 5, true);
+    ASSERT_TRUE(first_five.ok());
+    position = first_five->size();
+  }
+  absl::StatusOr<std::unique_ptr<File>> file = env().disk().Open(SegmentPath(0), OpenMode::kExisting);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->WriteAt(position + 80, "X").ok());
+  absl::StatusOr<std::string> damaged = log().Read(3, 1 << 20, 20, true);
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(damaged.status().message(), HasSubstr(SegmentPath(0)));
+  EXPECT_THAT(damaged.status().message(), HasSubstr(absl::StrCat("byte ", position)));
+  // Batches before it are still served.
+  absl::StatusOr<std::string> before = log().Read(0, 1 << 20, 5, true);
+  EXPECT_TRUE(before.ok());
+}
+
+// Missing, truncated and garbage index files are rebuilt from their segments: reads and timestamp
+// lookups give the same answers, and the next Close() writes them again.
+TEST_F(SimLogTest, MissingOrGarbageIndexFilesAreRebuilt) {
+  LogConfig config;
+  config.segment_bytes = 2500;
+  config.index_interval_bytes = 100;
+  OpenOrDie(config);
+  for (int i = 0; i < 60; ++i) Append(ValuesBatch(1 + i % 2, 50, i, 1000 + i * 10));
+  absl::StatusOr<std::vector<std::string>> expected = ReadAll(log());
+  ASSERT_TRUE(expected.ok());
+  absl::StatusOr<int64_t> by_time = log().OffsetForTimestamp(1300);
+  ASSERT_TRUE(by_time.ok());
+  ASSERT_TRUE(Close().ok());
+  host_->log.reset();
+  const std::vector<int64_t> bases = SegmentBases();
+  ASSERT_GE(bases.size(), 4u);
+  auto path = [&](int64_t base, absl::string_view suffix) {
+    return absl::StrCat(kDirectory, "/", SegmentStem(base), suffix);
+  };
+  ASSERT_TRUE(env().disk().Remove(path(bases[0], ".index")).ok());
+  ASSERT_TRUE(WriteFreshFile(env().disk(), path(bases[1], ".timeindex"), "garbage!garbage!").ok());
+  {
+    absl::StatusOr<std::unique_ptr<File>> file =
+        env().disk().Open(path(bases[2], ".index"), OpenMode::kExisting);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->Truncate(8).ok());
+  }
+  ProcessCrash();
+  OpenOrDie(config);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, *expected);
+  absl::StatusOr<int64_t> again = log().OffsetForTimestamp(1300);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *by_time);
+  ASSERT_TRUE(Close().ok());
+  absl::StatusOr<std::string> rebuilt =
+      ReadWholeFile(env().disk(), path(bases[0], ".index"), 1 << 20);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_GT(rebuilt->size(), 0u);
+}
+
+// A clean Close() lets Open() skip the scan: evidence is that damage written into the middle of
+// the last segment after Close() goes unnoticed by Open() (no bytes cut, no error; reads report
+// it), while the same damage without the clean-shutdown marker fails Open() (the recovery point
+// Close() recorded covers it).
+TEST_F(SimLogTest, CleanShutdownSkipsTheScan) {
+  LogConfig config;
+  config.index_interval_bytes = 64;
+  OpenOrDie(config);
+  for (int i = 0; i < 30; ++i) Append(ValuesBatch(1, 80, i));
+  ASSERT_TRUE(Close().ok());
+  EXPECT_TRUE(env().disk().Exists(absl::StrCat(kDirectory, "/", kCleanShutdownFileName)));
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 1, 1), 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  host_->log.reset();
+  {
+    absl::StatusOr<std::unique_ptr<File>> file =
+        env().disk().Open(SegmentPath(0), OpenMode::kExisting);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->WriteAt(300, "XY").ok());
+  }
+  simulator_.StopNode(node_);
+  simulator_.StartNode(node_);
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), 30);
+  EXPECT_EQ(log().stats().recovery_truncated_bytes, 0u);
+  EXPECT_EQ(log().Read(0, 1 << 20, 30, true).status().code(), absl::StatusCode::kDataLoss);
+  // The marker is gone once Open() ran: a crash now is noticed.
+  RunFor(100'000);
+  EXPECT_FALSE(env().disk().Exists(absl::StrCat(kDirectory, "/", kCleanShutdownFileName)));
+  ProcessCrash();
+  EXPECT_EQ(Open(config).code(), absl::StatusCode::kDataLoss);
+}
+
+// Retention by bytes deletes the oldest segments while the rest still reaches retention.bytes;
+// the log start moves to the first segment kept and survives a power loss once durable.
+TEST_F(SimLogTest, RetentionByBytes) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  config.retention_bytes = 3000;
+  config.retention_ms = -1;
+  OpenOrDie(config);
+  for (int i = 0; i < 60; ++i) Append(ValuesBatch(1, 100, i));
+  ASSERT_TRUE(WaitDurable(60).ok());
+  const size_t segments_before = log().segment_count();
+  log().RunMaintenance();
+  EXPECT_LT(log().segment_count(), segments_before);
+  EXPECT_GE(log().size_bytes(), 3000u);
+  EXPECT_LT(log().size_bytes() - 1000, 3000u);
+  EXPECT_GT(log().log_start_offset(), 0);
+  EXPECT_EQ(log().stats().segments_deleted, segments_before - log().segment_count());
+  const int64_t start = log().log_start_offset();
+  EXPECT_EQ(log().Read(start - 1, 100, 60, true).status().code(), absl::StatusCode::kOutOfRange);
+  ASSERT_TRUE(WaitDurable(60).ok());
+  RunFor(100'000);
+  EXPECT_EQ(SegmentBases().size(), log().segment_count());  // files deleted
+  PowerLoss(sim::CrashLossMode::kLoseAll);
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_start_offset(), start);
+  EXPECT_EQ(log().log_end_offset(), 60);
+}
+
+// Retention by time deletes segments whose largest timestamp is older than retention.ms, oldest
+// first, stopping at the first recent one; the active segment goes too (after a roll) when old.
+TEST_F(SimLogTest, RetentionByTime) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  config.retention_ms = 3'600'000;
+  OpenOrDie(config);
+  const int64_t now_ms = env().clock().WallNowMs();
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i, now_ms - 7'200'000));
+  const int64_t recent_from = log().log_end_offset();
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i, now_ms - 60'000));
+  log().RunMaintenance();
+  EXPECT_GT(log().log_start_offset(), 0);
+  EXPECT_LE(log().log_start_offset(), recent_from);
+  absl::StatusOr<std::string> first = log().Read(log().log_start_offset(), 1, 100, true);
+  ASSERT_TRUE(first.ok());
+  // Everything is old by now: even the active segment goes, after a roll.
+  simulator_.clock(node_).JumpWallMs(10'000'000);
+  log().RunMaintenance();
+  EXPECT_EQ(log().log_start_offset(), 40);
+  EXPECT_EQ(log().log_end_offset(), 40);
+  EXPECT_EQ(log().segment_count(), 1u);
+  AppendInfo info = Append(ValuesBatch(1, 10, 1));
+  EXPECT_EQ(info.base_offset, 40);
+  EXPECT_EQ(info.log_start_offset, 40);
+}
+
+// A segment rolls when the next batch would pass segment.bytes, and when segment.ms passed since
+// it was created (at the next append or RunMaintenance()), never while it is empty.
+TEST_F(SimLogTest, RollBySizeAndByAge) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  config.segment_ms = 1000;
+  config.retention_ms = -1;
+  OpenOrDie(config);
+  const std::string batch = ValuesBatch(1, 300, 1);
+  ASSERT_LT(batch.size() * 2, 1000u);
+  ASSERT_GT(batch.size() * 3, 1000u);
+  Append(batch);
+  Append(batch);
+  EXPECT_EQ(log().segment_count(), 1u);
+  Append(batch);
+  EXPECT_EQ(log().segment_count(), 2u);
+  RunFor(1'100'000);
+  log().RunMaintenance();
+  EXPECT_EQ(log().segment_count(), 3u);
+  RunFor(1'100'000);
+  log().RunMaintenance();  // the active segment is empty: no roll
+  EXPECT_EQ(log().segment_count(), 3u);
+  Append(batch);
+  RunFor(1'100'000);
+  Append(batch);  // rolled by age at the append
+  EXPECT_EQ(log().segment_count(), 4u);
+  EXPECT_EQ(log().stats().segments_rolled, 3u);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->size(), 5u);
+}
+
+// TruncateTo cuts whole batches, in the active segment or across segments, of unsynced or durable
+// data; appends continue at the cut with the same offsets; a truncation that is not yet durable
+// may be undone by a power loss (the log is as before or as after), one that is durable stays.
+TEST_F(SimLogTest, TruncateToThenAppend) {
+  LogConfig config;
+  config.segment_bytes = 1500;
+  OpenOrDie(config);
+  std::vector<std::string> appended;
+  for (int i = 0; i < 30; ++i) {
+    const std::string batch = ValuesBatch(2, 60, i);
+    AppendInfo info = Append(batch);
+    appended.push_back(Stored(batch, info.base_offset, 1));
+  }
+  ASSERT_TRUE(WaitDurable(60).ok());
+  ASSERT_GT(log().segment_count(), 3u);
+  EXPECT_EQ(log().TruncateTo(61).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(log().TruncateTo(31).code(), absl::StatusCode::kInvalidArgument);  // inside a batch
+  EXPECT_EQ(log().log_end_offset(), 60);
+  // Durable data across segments: cut at 20.
+  ASSERT_TRUE(log().TruncateTo(20).ok());
+  EXPECT_EQ(log().log_end_offset(), 20);
+  EXPECT_LE(log().durable_end_offset(), 20);
+  appended.resize(10);
+  for (int i = 0; i < 5; ++i) {
+    const std::string batch = ValuesBatch(3, 40, 100 + i);
+    AppendInfo info = Append(batch, 2);
+    EXPECT_EQ(info.base_offset, 20 + 3 * i);
+    appended.push_back(Stored(batch, info.base_offset, 2));
+  }
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, appended);
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  // Unsynced data in the active segment: cut at once.
+  Append(ValuesBatch(1, 10, 200), 2);
+  ASSERT_TRUE(log().TruncateTo(35).ok());
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  read = ReadAll(log());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, appended);
+  EXPECT_EQ(log().log_end_offset(), 35);
+}
+
+// A truncation that is not durable yet: a power loss leaves the log as before it or as after it,
+// never a mix; after WhenDurable(log end) it is as after it, whatever happens.
+TEST_F(SimLogTest, TruncationIsCrashSafe) {
+  LogConfig config;
+  config.segment_bytes = 1200;
+  for (sim::CrashLossMode mode : {sim::CrashLossMode::kLoseAll, sim::CrashLossMode::kPrefix,
+                                  sim::CrashLossMode::kTorn}) {
+    for (int wait_us : {0, 300, 900, 2000, 5000}) {
+      SCOPED_TRACE(absl::StrCat(sim::CrashLossModeName(mode), " after ", wait_us, "us"));
+      OpenOrDie(config);
+      ASSERT_TRUE(log().TruncateTo(log().log_start_offset()).ok() ||
+                  log().log_start_offset() == log().log_end_offset());
+      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+      std::vector<std::string> before;
+      const int64_t base = log().log_end_offset();
+      for (int i = 0; i < 20; ++i) {
+        const std::string batch = ValuesBatch(1, 80, i);
+        AppendInfo info = Append(batch);
+        before.push_back(Stored(batch, info.base_offset, 1));
+      }
+      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+      ASSERT_TRUE(log().TruncateTo(base + 5).ok());
+      std::vector<std::string> after(before.begin(), before.begin() + 5);
+      for (int i = 0; i < 3; ++i) {
+        const std::string batch = ValuesBatch(2, 30, 50 + i);
+        AppendInfo info = Append(batch);
+        after.push_back(Stored(batch, info.base_offset, 1));
+      }
+      RunFor(wait_us);
+      PowerLoss(mode);
+      OpenOrDie(config);
+      absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+      ASSERT_TRUE(read.ok()) << read.status();
+      auto is_prefix = [&](const std::vector<std::string>& of) {
+        if (read->size() > of.size()) return false;
+        return std::equal(read->begin(), read->end(), of.begin());
+      };
+      // As before (all of it: it was durable) or as after (a prefix holding at least the kept
+      // part).
+      EXPECT_TRUE(*read == before || (read->size() >= 5 && is_prefix(after)));
+      host_->log.reset();
+      PowerLoss(sim::CrashLossMode::kLoseAll);
+    }
+  }
+  // Durable truncation: WhenDurable(log end) after it completed.
+  OpenOrDie(config);
+  const int64_t end = log().log_end_offset();
+  ASSERT_TRUE(log().TruncateTo(log().log_start_offset()).ok() || end == log().log_start_offset());
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), log().log_start_offset());
+}
+
+// AdvanceLogStartOffset hides offsets below it at once, deletes whole segments below it, and the
+// new start survives a power loss once a WhenDurable after it completed.
+TEST_F(SimLogTest, AdvanceLogStartOffsetSurvivesRestart) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  OpenOrDie(config);
+  for (int i = 0; i < 30; ++i) Append(ValuesBatch(2, 60, i));
+  EXPECT_EQ(log().AdvanceLogStartOffset(61).code(), absl::StatusCode::kOutOfRange);
+  ASSERT_TRUE(log().AdvanceLogStartOffset(25).ok());
+  EXPECT_EQ(log().log_start_offset(), 25);
+  EXPECT_EQ(log().Read(24, 100, 60, true).status().code(), absl::StatusCode::kOutOfRange);
+  absl::StatusOr<std::string> first = log().Read(25, 1, 60, true);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(Header(*first).base_offset, 24);  // the batch holding 25
+  EXPECT_GT(log().stats().segments_deleted, 0u);
+  ASSERT_TRUE(log().AdvanceLogStartOffset(10).ok());  // lower: no-op
+  EXPECT_EQ(log().log_start_offset(), 25);
+  ASSERT_TRUE(WaitDurable(60).ok());
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_start_offset(), 25);
+  EXPECT_EQ(log().log_end_offset(), 60);
+  absl::StatusOr<int64_t> by_time = log().OffsetForTimestamp(0);
+  ASSERT_TRUE(by_time.ok());
+  EXPECT_EQ(*by_time, 25);
+}
+
+// Invalid batches are rejected with nothing appended: garbage and truncated bytes
+// (kInvalidArgument), a CRC mismatch (kDataLoss), a batch past max.message.bytes (kOutOfRange), a
+// follower batch at the wrong offset or with offsets going back (kInvalidArgument).
+TEST_F(SimLogTest, InvalidBatchesAreRejected) {
+  LogConfig config;
+  config.max_message_bytes = 1000;
+  OpenOrDie(config);
+  Append(ValuesBatch(1, 10, 1));
+  const std::string good = ValuesBatch(2, 10, 2);
+  EXPECT_EQ(log().AppendAsLeader("not a batch", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log().AppendAsLeader(good.substr(0, good.size() - 1), 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string corrupt = good;
+  corrupt[corrupt.size() - 3] ^= 1;
+  EXPECT_EQ(log().AppendAsLeader(corrupt, 1).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 2000, 3), 1).status().code(),
+            absl::StatusCode::kOutOfRange);
+  std::string follower = Stored(good, 5, 1);
+  EXPECT_EQ(log().AppendAsFollower(follower).status().code(), absl::StatusCode::kInvalidArgument);
+  std::string twice = Stored(good, 1, 1) + Stored(good, 2, 1);  // second overlaps the first
+  EXPECT_EQ(log().AppendAsFollower(twice).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log().AppendAsFollower(Stored(good, 1, 1) + "xyz").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log().log_end_offset(), 1);
+  EXPECT_EQ(log().stats().batches_appended, 1u);
+  // Valid follower batches, with a gap between them (as compacted leader data has).
+  absl::StatusOr<AppendInfo> info =
+      log().AppendAsFollower(Stored(good, 1, 4) + Stored(good, 7, 4));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->base_offset, 1);
+  EXPECT_EQ(info->last_offset, 8);
+  EXPECT_EQ(log().log_end_offset(), 9);
+  absl::StatusOr<std::string> read = log().Read(3, 1 << 20, 9, true);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(Header(*read).base_offset, 7);  // 3..6 is a gap
+}
+
+// A full disk makes an append fail with kResourceExhausted and nothing appended; the log goes on
+// once there is room.
+TEST_F(SimLogTest, DiskFullIsResourceExhausted) {
+  OpenOrDie(LogConfig{});
+  Append(ValuesBatch(1, 10, 1));
+  disk().SetFull(true);
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 10, 2), 1).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(log().log_end_offset(), 1);
+  disk().SetFull(false);
+  AppendInfo info = Append(ValuesBatch(1, 10, 3));
+  EXPECT_EQ(info.base_offset, 1);
+  ASSERT_TRUE(WaitDurable(2).ok());
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->size(), 2u);
+}
+
+// A failed sync fails the log: every waiter gets the error, appends are refused with
+// kUnavailable, durable_end_offset() stays where it was; reopening recovers.
+TEST_F(SimLogTest, FailedSyncFailsWaitersAndRefusesAppends) {
+  OpenOrDie(LogConfig{});
+  RunFor(100'000);
+  Append(ValuesBatch(1, 10, 1));
+  ASSERT_TRUE(WaitDurable(1).ok());
+  disk().FailNextSync();
+  Append(ValuesBatch(1, 10, 2));
+  std::vector<absl::Status> results;
+  log().WhenDurable(2, [&results](const absl::Status& status) { results.push_back(status); });
+  RunFor(100'000);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(log().durable_end_offset(), 1);
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 10, 3), 1).status().code(),
+            absl::StatusCode::kUnavailable);
+  absl::Status late;
+  log().WhenDurable(2, [&late](const absl::Status& status) { late = status; });
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(log().TruncateTo(1).code(), absl::StatusCode::kUnavailable);
+  ProcessCrash();
+  OpenOrDie(LogConfig{});
+  EXPECT_EQ(log().log_end_offset(), 2);
+  ASSERT_TRUE(WaitDurable(2).ok());
+}
+
+// A failed write fails the log the same way; nothing of the failed append stays.
+TEST_F(SimLogTest, FailedWriteRefusesAppends) {
+  OpenOrDie(LogConfig{});
+  Append(ValuesBatch(1, 10, 1));
+  disk().FailNextWrite();
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 10, 2), 1).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(log().log_end_offset(), 1);
+  EXPECT_EQ(log().AppendAsLeader(ValuesBatch(1, 10, 3), 1).status().code(),
+            absl::StatusCode::kUnavailable);
+  ProcessCrash();
+  OpenOrDie(LogConfig{});
+  EXPECT_EQ(log().log_end_offset(), 1);
+}
+
+// Keyed records for compaction tests: `rounds` rounds over `keys` keys, each record's value
+// naming its round, so the latest per key is round rounds - 1.
+struct KeyedHistory {
+  // offset -> (key, value) of every record appended.
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+};
+
+void AppendKeyed(SimLogTest* test, PartitionLog& log, KeyedHistory& history, int keys, int rounds,
+                 int64_t timestamp_ms) {
+  for (int round = 0; round < rounds; ++round) {
+    for (int key = 0; key < keys; key += 2) {
+      std::vector<KeyValue> records;
+      for (int k = key; k < std::min(keys, key + 2); ++k) {
+        records.push_back(KeyValue{absl::StrCat("key-", k),
+                                   absl::StrCat("value-", k, "-round-", round, std::string(40, 'x'))});
+      }
+      absl::StatusOr<AppendInfo> info = log.AppendAsLeader(MakeBatch(records, timestamp_ms), 1);
+      ASSERT_TRUE(info.ok()) << info.status();
+      for (const KeyValue& record : records) history.records.emplace_back(*record.key, record.value);
+    }
+  }
+  (void)test;
+}
+
+// Checks a compacted log against the history: every record kept is the one appended at its offset,
+// and the latest record of every key below `covered_end` is kept.
+void CheckCompacted(PartitionLog& log, const KeyedHistory& history, bool expect_removed) {
+  absl::StatusOr<std::vector<std::string>> batches = ReadAll(log);
+  ASSERT_TRUE(batches.ok()) << batches.status();
+  std::map<std::string, int64_t> latest;
+  for (size_t offset = 0; offset < history.records.size(); ++offset) {
+    latest[history.records[offset].first] = static_cast<int64_t>(offset);
+  }
+  std::set<int64_t> present;
+  for (const std::string& batch : *batches) {
+    const BatchHeader header = Header(batch);
+    absl::StatusOr<std::vector<Record>> records = DecodeRecords(batch);
+    ASSERT_TRUE(records.ok());
+    for (const Record& record : *records) {
+      const int64_t offset = header.base_offset + record.offset_delta;
+      ASSERT_LT(offset, static_cast<int64_t>(history.records.size()));
+      EXPECT_EQ(record.key, history.records[offset].first) << offset;
+      EXPECT_EQ(record.value, history.records[offset].second) << offset;
+      present.insert(offset);
+    }
+  }
+  for (const auto& [key, offset] : latest) EXPECT_TRUE(present.count(offset)) << key << "@" << offset;
+  if (expect_removed) {
+    EXPECT_LT(present.size(), history.records.size());
+  }
+}
+
+// Compaction keeps the latest record of every key, with its offset unchanged, and removes older
+// ones; it never touches the active segment; reads keep working between steps; a restart keeps
+// the result.
+TEST_F(SimLogTest, CompactionKeepsTheLatestRecordOfEveryKey) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_bytes = 2000;
+  config.min_cleanable_dirty_ratio = 0.3;
+  OpenOrDie(config);
+  KeyedHistory history;
+  AppendKeyed(this, log(), history, 10, 8, env().clock().WallNowMs());
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  const uint64_t size_before = log().size_bytes();
+  for (int i = 0; i < 20; ++i) {
+    log().RunMaintenance();
+    RunFor(50'000);
+    CheckCompacted(log(), history, false);
+  }
+  EXPECT_GT(log().stats().compactions, 0u);
+  EXPECT_GT(log().stats().records_compacted_away, 0u);
+  EXPECT_LT(log().size_bytes(), size_before);
+  CheckCompacted(log(), history, true);
+  EXPECT_EQ(log().log_end_offset(), static_cast<int64_t>(history.records.size()));
+  // Truncating below what compaction relied on is refused; above it is fine.
+  EXPECT_EQ(log().TruncateTo(0).code(), absl::StatusCode::kFailedPrecondition);
+  CleanRestart(config);
+  CheckCompacted(log(), history, true);
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  CheckCompacted(log(), history, true);
+}
+
+// A power loss at any point of compaction (output written, synced, renamed or not) leaves a valid
+// compaction: every record kept is the one appended there, and every key's latest record is kept.
+TEST_F(SimLogTest, CompactionSurvivesAPowerLossAtAnyPoint) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_bytes = 1500;
+  config.min_cleanable_dirty_ratio = 0.1;
+  for (int delay_us = 0; delay_us < 12'000; delay_us += 700) {
+    for (sim::CrashLossMode mode : {sim::CrashLossMode::kPrefix, sim::CrashLossMode::kTorn}) {
+      SCOPED_TRACE(absl::StrCat(sim::CrashLossModeName(mode), " after ", delay_us, "us"));
+      // A fresh directory per case.
+      const std::string directory = absl::StrCat("compaction-", delay_us, "-", static_cast<int>(mode));
+      absl::StatusOr<std::unique_ptr<PartitionLog>> opened =
+          PartitionLog::Open(env(), directory, config);
+      ASSERT_TRUE(opened.ok());
+      host_->log = *std::move(opened);
+      KeyedHistory history;
+      AppendKeyed(this, log(), history, 6, 10, env().clock().WallNowMs());
+      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+      log().RunMaintenance();
+      RunFor(delay_us);
+      PowerLoss(mode);
+      opened = PartitionLog::Open(env(), directory, config);
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      host_->log = *std::move(opened);
+      CheckCompacted(log(), history, false);
+      // Finish compacting and check again.
+      for (int i = 0; i < 10; ++i) {
+        log().RunMaintenance();
+        RunFor(20'000);
+      }
+      CheckCompacted(log(), history, false);
+      host_->log.reset();
+    }
+  }
+}
+
+// Close() syncs everything and writes the clean-shutdown marker before `done`; appends are refused
+// afterwards; a second Close() is refused.
+TEST_F(SimLogTest, CloseMakesEverythingDurable) {
+  LogConfig config;
+  config.flush_policy = FlushPolicy::kNever;
+  config.segment_bytes = 1000;
+  OpenOrDie(config);
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i));
+  EXPECT_EQ(log().durable_end_offset(), 0);
+  ASSERT_TRUE(Close().ok());
+  EXPECT_EQ(log().durable_end_offset(), 20);
+  absl::Status second;
+  log().Close([&second](const absl::Status& status) { second = status; });
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition);
+  PowerLoss(sim::CrashLossMode::kLoseAll);
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), 20);
+  EXPECT_EQ(log().stats().recovery_truncated_bytes, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real disk: PosixEnv over a temporary directory.
+
+class PosixLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/partition-log-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
+    ASSERT_TRUE(loop.ok());
+    loop_ = *std::move(loop);
+    StartEnv();
+  }
+  void TearDown() override {
+    log_.reset();
+    env_.reset();
+    loop_.reset();
+    std::filesystem::remove_all(root_);
+  }
+  void StartEnv() {
+    absl::StatusOr<std::unique_ptr<PosixEnv>> env = PosixEnv::Create(*loop_, 0, root_, 1);
+    ASSERT_TRUE(env.ok()) << env.status();
+    env_ = *std::move(env);
+  }
+  void OpenOrDie(const LogConfig& config) {
+    absl::StatusOr<std::unique_ptr<PartitionLog>> log = PartitionLog::Open(*env_, kDirectory, config);
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = *std::move(log);
+  }
+  absl::Status WaitDurable(int64_t end) {
+    std::optional<absl::Status> result;
+    log_->WhenDurable(end, [&result](const absl::Status& status) { result = status; });
+    loop_->RunUntil([&] { return result.has_value(); }, 30'000'000);
+    return result.value_or(absl::DeadlineExceededError("timeout"));
+  }
+  absl::Status Close() {
+    std::optional<absl::Status> result;
+    log_->Close([&result](const absl::Status& status) { result = status; });
+    loop_->RunUntil([&] { return result.has_value(); }, 30'000'000);
+    return result.value_or(absl::DeadlineExceededError("timeout"));
+  }
+
+  std::string root_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<PosixEnv> env_;
+  std::unique_ptr<PartitionLog> log_;
+};
+
+// On real files: appends across segments with group commit, a clean restart that trusts the
+// index files, and a crash (no Close) with a torn tail that Open() cuts.
+TEST_F(PosixLogTest, AppendSyncRestartAndRecover) {
+  LogConfig config;
+  config.segment_bytes = 4000;
+  OpenOrDie(config);
+  std::vector<std::string> appended;
+  int completed = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string batch = ValuesBatch(1 + i % 3, 60, i);
+    absl::StatusOr<AppendInfo> info = log_->AppendAsLeader(batch, 1);
+    ASSERT_TRUE(info.ok()) << info.status();
+    appended.push_back(Stored(batch, info->base_offset, 1));
+    log_->WhenDurable(info->last_offset + 1, [&completed](const absl::Status& status) {
+      EXPECT_TRUE(status.ok());
+      ++completed;
+    });
+  }
+  loop_->RunUntil([&] { return completed == 300; }, 30'000'000);
+  EXPECT_EQ(completed, 300);
+  EXPECT_LT(log_->stats().syncs, 100u);
+  ASSERT_GT(log_->segment_count(), 5u);
+  ASSERT_TRUE(Close().ok());
+  log_.reset();
+  OpenOrDie(config);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(*log_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, appended);
+  absl::StatusOr<int64_t> by_time = log_->OffsetForTimestamp(1000);
+  ASSERT_TRUE(by_time.ok());
+  EXPECT_EQ(*by_time, 0);
+  // A crash: the log is dropped without Close(), and the active segment gets a torn tail.
+  ASSERT_TRUE(WaitDurable(log_->log_end_offset()).ok());
+  const int64_t end = log_->log_end_offset();
+  int64_t last_base = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(root_ + "/" + kDirectory)) {
+    std::optional<int64_t> base = ParseSegmentFileName(entry.path().filename().string(), ".log");
+    if (base.has_value()) last_base = std::max(last_base, *base);
+  }
+  log_.reset();
+  {
+    FILE* file = fopen(absl::StrCat(root_, "/", kDirectory, "/", SegmentStem(last_base), ".log").c_str(), "ab");
+    ASSERT_NE(file, nullptr);
+    const std::string garbage = ValuesBatch(2, 50, 7).substr(0, 90);
+    fwrite(garbage.data(), 1, garbage.size(), file);
+    fclose(file);
+  }
+  OpenOrDie(config);
+  EXPECT_EQ(log_->log_end_offset(), end);
+  EXPECT_EQ(log_->stats().recovery_truncated_bytes, 90u);
+  read = ReadAll(*log_);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, appended);
+  absl::StatusOr<AppendInfo> info = log_->AppendAsLeader(ValuesBatch(1, 10, 1), 2);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->base_offset, end);
+  ASSERT_TRUE(WaitDurable(end + 1).ok());
+}
+
+// On real files: truncation across segments and retention, then a clean restart.
+TEST_F(PosixLogTest, TruncateRetainAndRestart) {
+  LogConfig config;
+  config.segment_bytes = 1500;
+  config.retention_bytes = 4000;
+  config.retention_ms = -1;
+  OpenOrDie(config);
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(log_->AppendAsLeader(ValuesBatch(1, 80, i), 1).ok());
+  ASSERT_TRUE(WaitDurable(60).ok());
+  ASSERT_TRUE(log_->TruncateTo(45).ok());
+  ASSERT_TRUE(log_->AppendAsLeader(ValuesBatch(1, 80, 99), 2).ok());
+  log_->RunMaintenance();
+  const int64_t start = log_->log_start_offset();
+  EXPECT_GT(start, 0);
+  ASSERT_TRUE(WaitDurable(46).ok());
+  ASSERT_TRUE(Close().ok());
+  log_.reset();
+  OpenOrDie(config);
+  EXPECT_EQ(log_->log_start_offset(), start);
+  EXPECT_EQ(log_->log_end_offset(), 46);
+  absl::StatusOr<std::string> last = log_->Read(45, 1 << 20, 46, true);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(Header(*last).partition_leader_epoch, 2);
+}
+
+}  // namespace
+}  // namespace runnel::storage
