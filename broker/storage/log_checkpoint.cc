@@ -10,7 +10,7 @@
 namespace runnel::storage {
 namespace {
 
-constexpr uint32_t kCheckpointMagic = 0x524E4C43;  // "RNLC"
+constexpr uint32_t kCheckpointMagic = 0x524E4C43;     // "RNLC"
 constexpr uint32_t kCleanShutdownMagic = 0x524E4C53;  // "RNLS"
 constexpr uint16_t kVersion = 1;
 constexpr size_t kPreambleBytes = 8;
@@ -38,8 +38,8 @@ absl::Status CheckFraming(absl::string_view bytes, size_t size, uint32_t magic,
     return absl::DataLossError(absl::StrCat(what, " has a wrong magic number"));
   }
   if (LoadBigEndian<uint16_t>(bytes.data() + 4) != kVersion) {
-    return absl::DataLossError(absl::StrCat(what, " has unknown version ",
-                                            LoadBigEndian<uint16_t>(bytes.data() + 4)));
+    return absl::DataLossError(
+        absl::StrCat(what, " has unknown version ", LoadBigEndian<uint16_t>(bytes.data() + 4)));
   }
   return absl::OkStatus();
 }
@@ -49,8 +49,7 @@ absl::Status CheckFraming(absl::string_view bytes, size_t size, uint32_t magic,
 std::string EncodeLogCheckpoint(const LogCheckpoint& checkpoint) {
   assert(checkpoint.leader_epochs.size() <= kLeaderEpochEntriesMax);
   std::string out;
-  out.reserve(kLogCheckpointFixedBytes +
-              checkpoint.leader_epochs.size() * kLeaderEpochEntryBytes);
+  out.reserve(kLogCheckpointFixedBytes + checkpoint.leader_epochs.size() * kLeaderEpochEntryBytes);
   AppendPreamble(out, kCheckpointMagic);
   AppendBigEndian<int64_t>(out, checkpoint.log_start_offset);
   AppendBigEndian<int64_t>(out, checkpoint.recovery_point);
@@ -76,9 +75,8 @@ absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes) {
   if (count > kLeaderEpochEntriesMax) {
     return absl::DataLossError(absl::StrCat(what, " holds ", count, " leader epochs"));
   }
-  if (absl::Status framing =
-          CheckFraming(bytes, kLogCheckpointFixedBytes + count * kLeaderEpochEntryBytes,
-                       kCheckpointMagic, what);
+  if (absl::Status framing = CheckFraming(
+          bytes, kLogCheckpointFixedBytes + count * kLeaderEpochEntryBytes, kCheckpointMagic, what);
       !framing.ok()) {
     return framing;
   }
@@ -96,8 +94,9 @@ absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes) {
   for (size_t i = 0; i < count; ++i) {
     LeaderEpochEntry entry{LoadBigEndian<int64_t>(entries + i * kLeaderEpochEntryBytes),
                            LoadBigEndian<int32_t>(entries + i * kLeaderEpochEntryBytes + 8)};
-    if (entry.start_offset < 0 || (!checkpoint.leader_epochs.empty() &&
-                                   entry.start_offset <= checkpoint.leader_epochs.back().start_offset)) {
+    if (entry.start_offset < 0 ||
+        (!checkpoint.leader_epochs.empty() &&
+         entry.start_offset <= checkpoint.leader_epochs.back().start_offset)) {
       return absl::DataLossError(absl::StrCat(what, " holds leader epochs out of order"));
     }
     checkpoint.leader_epochs.push_back(entry);

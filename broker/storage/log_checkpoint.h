@@ -17,15 +17,15 @@
 //     against these entries (Kafka keeps the same list in leader-epoch-checkpoint).
 //   u32 CRC-32C of every byte before it.
 // It is replaced atomically: written whole to "recovery-point.tmp", synced, renamed over
-// "recovery-point", and the directory synced. A file that fails its checks is damaged media, never a
-// torn write.
+// "recovery-point", and the directory synced. A file that fails its checks is damaged media, never
+// a torn write.
 //
 // "clean-shutdown" (kCleanShutdownBytes): u32 magic 0x524E4C53 ("RNLS"), u16 version 1, u16 zero,
-// i64 log end offset, i64 base offset of the last segment, u64 bytes of the last segment, u64 number
-// of segments, u32 CRC-32C of the 40 bytes before it. Close() writes it last, once everything else
-// is durable; Open() trusts the index files only when it is intact and still describes the
-// segments found (a marker whose removal a crash undid no longer matches a log that was appended
-// to since), and removes it.
+// i64 log end offset, i64 base offset of the last segment, u64 bytes of the last segment, u64
+// number of segments, u32 CRC-32C of the 40 bytes before it. Close() writes it last, once
+// everything else is durable; Open() trusts the index files only when it is intact and still
+// describes the segments found (a marker whose removal a crash undid no longer matches a log that
+// was appended to since), and removes it.
 #ifndef RUNNEL_BROKER_STORAGE_LOG_CHECKPOINT_H_
 #define RUNNEL_BROKER_STORAGE_LOG_CHECKPOINT_H_
 

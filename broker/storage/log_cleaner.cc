@@ -58,8 +58,8 @@ bool PartitionLog::Impl::CleanerStart() {
     total_bytes += it->second->size_bytes();
     if (end_offset > first_dirty) dirty_bytes += it->second->size_bytes();
   }
-  if (dirty_bytes == 0 || static_cast<double>(dirty_bytes) <
-                              config_.min_cleanable_dirty_ratio * static_cast<double>(total_bytes)) {
+  if (dirty_bytes == 0 || static_cast<double>(dirty_bytes) < config_.min_cleanable_dirty_ratio *
+                                                                 static_cast<double>(total_bytes)) {
     return false;
   }
   ++cleaner_round_;
@@ -182,9 +182,8 @@ absl::Status PartitionLog::Impl::CleanerRewrite(uint64_t& budget_bytes) {
     budget_bytes -= std::min<uint64_t>(budget_bytes, std::max<uint64_t>(input.size(), 1));
     if (!input.empty()) {
       CompactionStats compaction;
-      absl::StatusOr<std::string> output =
-          CompactBatches(input, *cleaner_.map, env_.clock().WallNowMs(),
-                         config_.delete_retention_ms, &compaction);
+      absl::StatusOr<std::string> output = CompactBatches(
+          input, *cleaner_.map, env_.clock().WallNowMs(), config_.delete_retention_ms, &compaction);
       if (!output.ok()) return output.status();
       if (compaction.records_removed > 0 || output->size() != input.size()) {
         cleaner_.segment_changed = true;
@@ -254,49 +253,50 @@ void PartitionLog::Impl::CleanerReplaceSegment() {
     segment->index_files_written = false;
     segment->index_files_durable = false;
     ++stats_.syncs;
-    disk_.SyncDirectory(directory_, Guard([this, round, segment](const absl::Status& status) {
-      if (!status.ok()) {
-        Fail(status);
-        return;
-      }
-      if (round != cleaner_round_) return;
-      if (absl::Status renamed = disk_.Rename(segment->cleaned_path, segment->log_path);
-          !renamed.ok()) {
-        Fail(renamed);
-        return;
-      }
-      directory_dirty_ = true;
-      cleaner_.cleaned_file.reset();
-      absl::StatusOr<std::unique_ptr<File>> file =
-          disk_.Open(segment->log_path, OpenMode::kExisting);
-      if (!file.ok()) {
-        Fail(file.status());
-        return;
-      }
-      // Switch the segment to the compacted contents (offsets and batch boundaries of what is
-      // kept are unchanged).
-      segment->file = std::move(*file);
-      segment->replacing = false;
-      segment->index_files_written = false;
-      segment->index_files_durable = false;
-      segment->index = *std::move(cleaner_.cleaned_index);
-      cleaner_.cleaned_index.reset();
-      segment->physical_bytes = cleaner_.cleaned_bytes;
-      segment->durable_bytes_max = std::max(segment->durable_bytes_max, cleaner_.cleaned_bytes);
-      ++segment->change_seq;
-      segment->synced_seq = segment->change_seq;
-      stats_.records_compacted_away += cleaner_.records_removed;
-      ++stats_.syncs;
-      disk_.SyncDirectory(directory_, Guard([this, round](const absl::Status& status) {
-        if (!status.ok()) {
-          Fail(status);
-          return;
-        }
-        if (round != cleaner_round_) return;
-        cleaner_.busy = false;
-        CleanerNextSegment();
-      }));
-    }));
+    disk_.SyncDirectory(
+        directory_, Guard([this, round, segment](const absl::Status& status) {
+          if (!status.ok()) {
+            Fail(status);
+            return;
+          }
+          if (round != cleaner_round_) return;
+          if (absl::Status renamed = disk_.Rename(segment->cleaned_path, segment->log_path);
+              !renamed.ok()) {
+            Fail(renamed);
+            return;
+          }
+          directory_dirty_ = true;
+          cleaner_.cleaned_file.reset();
+          absl::StatusOr<std::unique_ptr<File>> file =
+              disk_.Open(segment->log_path, OpenMode::kExisting);
+          if (!file.ok()) {
+            Fail(file.status());
+            return;
+          }
+          // Switch the segment to the compacted contents (offsets and batch boundaries of what is
+          // kept are unchanged).
+          segment->file = std::move(*file);
+          segment->replacing = false;
+          segment->index_files_written = false;
+          segment->index_files_durable = false;
+          segment->index = *std::move(cleaner_.cleaned_index);
+          cleaner_.cleaned_index.reset();
+          segment->physical_bytes = cleaner_.cleaned_bytes;
+          segment->durable_bytes_max = std::max(segment->durable_bytes_max, cleaner_.cleaned_bytes);
+          ++segment->change_seq;
+          segment->synced_seq = segment->change_seq;
+          stats_.records_compacted_away += cleaner_.records_removed;
+          ++stats_.syncs;
+          disk_.SyncDirectory(directory_, Guard([this, round](const absl::Status& status) {
+                                if (!status.ok()) {
+                                  Fail(status);
+                                  return;
+                                }
+                                if (round != cleaner_round_) return;
+                                cleaner_.busy = false;
+                                CleanerNextSegment();
+                              }));
+        }));
   }));
 }
 
@@ -333,8 +333,8 @@ void PartitionLog::Impl::CleanerStep() {
   if (!status.ok()) {
     // Compaction is an optimisation: a read error or damage ends the round, not the log (reads
     // report damage themselves).
-    env_.Log(LogLevel::kWarning,
-             absl::StrCat("partition log ", directory_, ": compaction stopped: ", status.message()));
+    env_.Log(LogLevel::kWarning, absl::StrCat("partition log ", directory_,
+                                              ": compaction stopped: ", status.message()));
     CleanerAbort();
   }
 }

@@ -11,11 +11,12 @@ namespace runnel::storage {
 namespace {
 
 // Closing cycles run until everything is durable; more than this means a bug.
-constexpr int kCloseCyclesMax = 4;
+constexpr int kCloseCyclesMax = 8;
 
 }  // namespace
 
 SyncCallback PartitionLog::Impl::Guard(Callback then) {
+  ++async_operations_;
   std::weak_ptr<Impl*> alive = alive_;
   return [alive, then = std::move(then)](const absl::Status& status) mutable {
     // On the real disk a completion may arrive after the log is gone.
@@ -29,8 +30,8 @@ void PartitionLog::Impl::Fail(const absl::Status& status) {
   assert(!status.ok());
   if (!failed_.ok()) return;
   failed_ = absl::UnavailableError(
-      absl::StrCat("partition log ", directory_, " failed and refuses appends until reopened: ",
-                   status.ToString()));
+      absl::StrCat("partition log ", directory_,
+                   " failed and refuses appends until reopened: ", status.ToString()));
   env_.Log(LogLevel::kError, failed_.message());
   if (flush_timer_ != kNoTimer) {
     env_.clock().CancelTimer(flush_timer_);
@@ -46,13 +47,13 @@ void PartitionLog::Impl::Fail(const absl::Status& status) {
   close_done_ = nullptr;
   if (callbacks.empty()) return;
   std::weak_ptr<Impl*> alive = alive_;
-  env_.clock().ScheduleAfter(
-      0, [alive, callbacks = std::move(callbacks), status = failed_]() mutable {
-        for (Callback& callback : callbacks) {
-          if (alive.expired()) return;
-          callback(status);
-        }
-      });
+  env_.clock().ScheduleAfter(0,
+                             [alive, callbacks = std::move(callbacks), status = failed_]() mutable {
+                               for (Callback& callback : callbacks) {
+                                 if (alive.expired()) return;
+                                 callback(status);
+                               }
+                             });
 }
 
 void PartitionLog::Impl::DataWritten() {
@@ -101,6 +102,7 @@ void PartitionLog::Impl::MaybeStartCycle() {
   cycle_in_flight_ = true;
   cycle_ = Cycle{};
   cycle_.closing = close_requested_;
+  cycle_.async_operations_at_start = async_operations_;
   flush_requested_ = false;
   interval_due_ = false;
   RunCycle();
@@ -134,6 +136,7 @@ void PartitionLog::Impl::ApplyPendingTruncation() {
     Fail(size.status());
     return;
   }
+  fprintf(stderr, "DEBUG apply seg %ld file %lu phys %lu pending %zu index %lu\n", (long)segment.base_offset(), (unsigned long)*size, (unsigned long)segment.physical_bytes, segment.pending.size(), (unsigned long)segment.size_bytes());
   if (*size > segment.physical_bytes) {
     if (absl::Status cut = segment.file->Truncate(segment.physical_bytes); !cut.ok()) {
       Fail(cut);
@@ -171,8 +174,8 @@ void PartitionLog::Impl::PlanCycle() {
   for (const auto& [base, segment] : segments_) {
     CycleSegment item;
     item.segment = segment;
-    item.write_index = !segment->index_files_durable && !segment->replacing &&
-                       (segment->sealed || cycle_.closing);
+    item.write_index =
+        !segment->index_files_durable && !segment->replacing && (segment->sealed || cycle_.closing);
     item.sync_data = segment->change_seq != segment->synced_seq;
     if (item.write_index || item.sync_data) cycle_.segments.push_back(std::move(item));
   }
@@ -313,11 +316,12 @@ void PartitionLog::Impl::RunCycle() {
           const bool truncation_waits = truncation_pending_.has_value();
           disk_.SyncDirectory(directory_, Guard([this, generation, truncation_waits,
                                                  resume](const absl::Status& status) {
-            if (status.ok() && !truncation_waits) {
-              truncation_generation_durable_ = std::max(truncation_generation_durable_, generation);
-            }
-            resume(status);
-          }));
+                                if (status.ok() && !truncation_waits) {
+                                  truncation_generation_durable_ =
+                                      std::max(truncation_generation_durable_, generation);
+                                }
+                                resume(status);
+                              }));
           return;
         }
         cycle_.step = CycleStep::kBound;
@@ -352,14 +356,20 @@ LogCheckpoint PartitionLog::Impl::WantedCheckpoint() const {
       std::max(checkpoint_durable_.log_start_offset, std::min(log_start_offset_, durable_end));
   // A durable recovery point stays valid until a truncation cuts below it, and such a truncation
   // lowers it with its bound before touching any file.
-  checkpoint.recovery_point = std::max(
-      std::min(cycle_.recovery_point, log_end_offset_), checkpoint_durable_.recovery_point);
+  checkpoint.recovery_point = std::max(std::min(cycle_.recovery_point, log_end_offset_),
+                                       checkpoint_durable_.recovery_point);
   const bool clear_bound = bound_durable_ != kNoOffset && !truncation_pending_.has_value() &&
                            cycle_.bound_protected_changes == bound_protected_changes_;
   checkpoint.truncation_bound = clear_bound ? kNoOffset : bound_durable_;
+  if (truncation_pending_.has_value()) {
+    // While a cut waits for its own bound, a bound already on disk (say one that Open() found and
+    // has not written again yet) must stay: the files it cuts are not cut yet.
+    checkpoint.truncation_bound = bound_durable_ != kNoOffset
+                                      ? bound_durable_
+                                      : checkpoint_durable_.truncation_bound;
+  }
   if (checkpoint.truncation_bound != kNoOffset) {
-    checkpoint.recovery_point =
-        std::min(checkpoint.recovery_point, checkpoint.truncation_bound);
+    checkpoint.recovery_point = std::min(checkpoint.recovery_point, checkpoint.truncation_bound);
   }
   checkpoint.clean_offset = clean_offset_;
   for (const auto& [start_offset, epoch] : leader_epochs_) {
@@ -396,15 +406,16 @@ void PartitionLog::Impl::WriteCheckpoint(const LogCheckpoint& checkpoint, Callba
     }
     directory_dirty_ = false;
     ++stats_.syncs;
-    disk_.SyncDirectory(directory_, Guard([this, checkpoint, then = std::move(then)](
-                                              const absl::Status& status) mutable {
-      bound_clear_in_flight_ = false;
-      if (status.ok()) {
-        checkpoint_durable_ = checkpoint;
-        bound_durable_ = checkpoint.truncation_bound;
-      }
-      then(status);
-    }));
+    disk_.SyncDirectory(
+        directory_,
+        Guard([this, checkpoint, then = std::move(then)](const absl::Status& status) mutable {
+          bound_clear_in_flight_ = false;
+          if (status.ok()) {
+            checkpoint_durable_ = checkpoint;
+            bound_durable_ = checkpoint.truncation_bound;
+          }
+          then(status);
+        }));
   }));
 }
 
@@ -447,6 +458,14 @@ void PartitionLog::Impl::CompleteCycle() {
       return;
     }
   }
+  if (cycle_.async_operations_at_start == async_operations_) {
+    // Nothing asynchronous happened: start the next cycle from a timer rather than recursing.
+    env_.clock().ScheduleAfter(0, [alive] {
+      std::shared_ptr<Impl*> slot = alive.lock();
+      if (slot != nullptr) (*slot)->MaybeStartCycle();
+    });
+    return;
+  }
   MaybeStartCycle();
 }
 
@@ -457,9 +476,8 @@ void PartitionLog::Impl::WriteCleanShutdown() {
   record.last_segment_base_offset = last.base_offset();
   record.last_segment_bytes = last.size_bytes();
   record.segment_count = segments_.size();
-  absl::StatusOr<std::unique_ptr<File>> written =
-      WriteFreshFile(disk_, absl::StrCat(directory_, "/", kCleanShutdownFileName),
-                     EncodeCleanShutdown(record));
+  absl::StatusOr<std::unique_ptr<File>> written = WriteFreshFile(
+      disk_, absl::StrCat(directory_, "/", kCleanShutdownFileName), EncodeCleanShutdown(record));
   if (!written.ok()) {
     Fail(written.status());
     return;
@@ -473,14 +491,14 @@ void PartitionLog::Impl::WriteCleanShutdown() {
     }
     ++stats_.syncs;
     disk_.SyncDirectory(directory_, Guard([this](const absl::Status& status) {
-      if (!status.ok()) {
-        Fail(status);
-        return;
-      }
-      Callback done = std::move(close_done_);
-      close_done_ = nullptr;
-      if (done != nullptr) done(absl::OkStatus());
-    }));
+                          if (!status.ok()) {
+                            Fail(status);
+                            return;
+                          }
+                          Callback done = std::move(close_done_);
+                          close_done_ = nullptr;
+                          if (done != nullptr) done(absl::OkStatus());
+                        }));
   }));
 }
 
@@ -504,8 +522,8 @@ void PartitionLog::Impl::FireWaiters() {
 
 void PartitionLog::Impl::WhenDurable(int64_t end_offset, Callback callback) {
   if (end_offset > log_end_offset_) {
-    callback(absl::OutOfRangeError(absl::StrCat("offset ", end_offset, " is past the log end ",
-                                                log_end_offset_)));
+    callback(absl::OutOfRangeError(
+        absl::StrCat("offset ", end_offset, " is past the log end ", log_end_offset_)));
     return;
   }
   if (!failed_.ok()) {

@@ -157,7 +157,8 @@ class SegmentIndex {
     const uint32_t relative = static_cast<uint32_t>(header.base_offset - base_offset_);
     max_timestamp_ = std::max(max_timestamp_, header.max_timestamp);
     if (resume_position_.has_value() && *resume_position_ == position) {
-      // Replaying the batch of the last kept entry after a trim (see TrimTo): it is indexed already.
+      // Replaying the batch of the last kept entry after a trim (see TrimTo): it is indexed
+      // already.
       resume_position_.reset();
       bytes_since_entry_ = 0;
     } else if (bytes_since_entry_ >= interval_bytes) {
@@ -193,9 +194,11 @@ class SegmentIndex {
   ScanStart Lookup(int64_t offset) const {
     if (offset <= base_offset_ || offset_entries_.empty()) return ScanStart{0, base_offset_, false};
     const int64_t relative = std::min<int64_t>(offset - base_offset_, kRelativeOffsetMax);
-    auto it = std::upper_bound(
-        offset_entries_.begin(), offset_entries_.end(), static_cast<uint32_t>(relative),
-        [](uint32_t value, const OffsetIndexEntry& entry) { return value < entry.relative_offset; });
+    auto it = std::upper_bound(offset_entries_.begin(), offset_entries_.end(),
+                               static_cast<uint32_t>(relative),
+                               [](uint32_t value, const OffsetIndexEntry& entry) {
+                                 return value < entry.relative_offset;
+                               });
     if (it == offset_entries_.begin()) return ScanStart{0, base_offset_, false};
     --it;
     return ScanStart{it->position, base_offset_ + it->relative_offset, true};
@@ -242,9 +245,11 @@ class SegmentIndex {
     return last.position;
   }
 
-  // Adopts entries read from the index files (already checked to increase) and the facts of the
-  // segment's tail, which the caller scanned from the last offset entry to the end.
-  void Adopt(std::vector<OffsetIndexEntry> offset_entries, std::vector<TimeIndexEntry> time_entries) {
+  // Adopts entries read from the index files (already checked to increase). The caller then
+  // replays (AddBatch) the segment's batches from the last offset entry's position (the first one
+  // replayed is that entry's own) to the segment's end, which restores the counts and the tail.
+  void Adopt(std::vector<OffsetIndexEntry> offset_entries,
+             std::vector<TimeIndexEntry> time_entries) {
     offset_entries_ = std::move(offset_entries);
     time_entries_ = std::move(time_entries);
     max_timestamp_ = time_entries_.empty() ? kNoTimestamp : time_entries_.back().timestamp_ms;
@@ -284,8 +289,8 @@ class SegmentIndex {
   int64_t last_batch_base_offset_ = base_offset_;
   // Batches counted since construction, a trim or an adoption (only whether it is zero matters).
   uint64_t batch_count_ = 0;
-  // Set by TrimTo/Adopt: the position of the last kept entry's batch, whose replay must not index it
-  // a second time.
+  // Set by TrimTo/Adopt: the position of the last kept entry's batch, whose replay must not index
+  // it a second time.
   std::optional<uint64_t> resume_position_;
 };
 

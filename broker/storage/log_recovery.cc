@@ -80,8 +80,8 @@ absl::StatusOr<std::string> PartitionLog::Impl::ReadStableFile(
     if (attempt > 0 && *bytes == previous) break;  // the same bytes twice: damage
     previous = *std::move(bytes);
   }
-  return absl::DataLossError(absl::StrCat("partition log ", directory_, ": ", path, " at byte 0: ",
-                                          last.message()));
+  return absl::DataLossError(
+      absl::StrCat("partition log ", directory_, ": ", path, " at byte 0: ", last.message()));
 }
 
 absl::StatusOr<std::string> PartitionLog::Impl::ReadAgreedFile(absl::string_view path) {
@@ -127,8 +127,8 @@ absl::Status PartitionLog::Impl::LoadTrustedIndex(Segment& segment, int64_t limi
     if (!step.ok()) return step.status();
     if (*step == BatchCursor::Step::kEnd) break;
     if (*step == BatchCursor::Step::kDamage) {
-      return absl::DataLossError(absl::StrCat("at byte ", cursor.damage_position(), ": ",
-                                              cursor.damage_reason()));
+      return absl::DataLossError(
+          absl::StrCat("at byte ", cursor.damage_position(), ": ", cursor.damage_reason()));
     }
     index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
   }
@@ -205,8 +205,7 @@ absl::Status PartitionLog::Impl::Recover() {
   }
   if (bases.size() > kSegmentsPerLogMax) {
     return absl::ResourceExhaustedError(absl::StrCat("log ", directory_, " holds ", bases.size(),
-                                                     " segments, more than ",
-                                                     kSegmentsPerLogMax));
+                                                     " segments, more than ", kSegmentsPerLogMax));
   }
 
   LogCheckpoint checkpoint;
@@ -303,10 +302,10 @@ absl::Status PartitionLog::Impl::Recover() {
           ScanSegment(segment, limit_of(it), cut_offset, /*learn_leader_epochs=*/false);
       if (!scanned.ok()) return scanned.status();
       if (scanned->damage_position.has_value()) {
-        return absl::DataLossError(absl::StrCat(
-            "partition log ", directory_, ": ", segment.log_path, " at byte ",
-            *scanned->damage_position, ": ", scanned->damage_reason, " (below the recovery point ",
-            recovery_point, ")"));
+        return absl::DataLossError(
+            absl::StrCat("partition log ", directory_, ": ", segment.log_path, " at byte ",
+                         *scanned->damage_position, ": ", scanned->damage_reason,
+                         " (below the recovery point ", recovery_point, ")"));
       }
     }
     // The leader epochs of the scanned batches are learned again from the batches themselves.
@@ -328,13 +327,13 @@ absl::Status PartitionLog::Impl::Recover() {
         problem = absl::StrCat("the segment ends at offset ", end_offset,
                                " but the next one starts at ", std::next(it)->first);
       }
-      const bool cut_here = !problem.empty() || scanned->cut ||
-                            (!last && std::next(it)->first > cut_offset);
+      const bool cut_here =
+          !problem.empty() || scanned->cut || (!last && std::next(it)->first > cut_offset);
       if (end_offset < recovery_point && (cut_here || last)) {
-        return absl::DataLossError(absl::StrCat(
-            "partition log ", directory_, ": ", segment.log_path, " at byte ", problem_position,
-            ": ", problem.empty() ? "the log ends" : problem, " below the recovery point ",
-            recovery_point));
+        return absl::DataLossError(absl::StrCat("partition log ", directory_, ": ",
+                                                segment.log_path, " at byte ", problem_position,
+                                                ": ", problem.empty() ? "the log ends" : problem,
+                                                " below the recovery point ", recovery_point));
       }
       if (!cut_here) continue;
       // Cut here and drop every later segment. Like a truncation whose bound is not durable yet
@@ -368,8 +367,10 @@ absl::Status PartitionLog::Impl::Recover() {
     ++truncation_generation_;
     if (absl::Status started = StartStaging(); !started.ok()) return started;
   }
-  durable_end_offset_ =
-      clean ? log_end_offset_ : std::clamp(recovery_point, int64_t{0}, log_end_offset_);
+  // After a crash even the checkpoint just read may be only in the page cache, and an older one
+  // (with a truncation bound) may come back: nothing counts as durable before the first cycle has
+  // synced the files and the directory. After a clean shutdown everything is.
+  durable_end_offset_ = clean ? log_end_offset_ : 0;
   if (!clean) {
     // What a crashed incarnation wrote may still be only in the page cache (a process crash):
     // past the recovery point, nothing counts as durable before it is synced again.
@@ -392,10 +393,18 @@ absl::Status PartitionLog::Impl::Recover() {
     assert(header.ok());
     if (absl::Status appended = AppendBatches(filler, {*header}); !appended.ok()) return appended;
   }
+  fprintf(stderr, "DEBUG open clean=%d cut=%d end=%ld segs=%zu rp=%ld\n", (int)clean, (int)cut, (long)log_end_offset_, segments_.size(), (long)recovery_point);
+  if (segments_.begin()->second->physical_bytes >= 200) {
+    std::string b(200, '\0');
+    (void)segments_.begin()->second->file->ReadAt(0, absl::MakeSpan(b));
+    absl::StatusOr<BatchHeader> h = ParseBatchHeader(b);
+    fprintf(stderr, "   batch0 crc %s\n", h.ok() && h->total_bytes() <= 200 && ComputeBatchCrc(b.substr(0, h->total_bytes())) == h->crc ? "OK" : "BAD");
+  }
+  for (auto& [b, sg] : segments_) fprintf(stderr, "   seg %ld phys %lu idx %lu\n", (long)b, (unsigned long)sg->physical_bytes, (unsigned long)sg->size_bytes());
   env_.Log(LogLevel::kInfo,
-           absl::StrCat("partition log ", directory_, " opened ", clean ? "cleanly" : "after a scan",
-                        ": ", segments_.size(), " segments, offsets [", log_start_offset_, ", ",
-                        log_end_offset_, ")"));
+           absl::StrCat("partition log ", directory_, " opened ",
+                        clean ? "cleanly" : "after a scan", ": ", segments_.size(),
+                        " segments, offsets [", log_start_offset_, ", ", log_end_offset_, ")"));
   flush_requested_ = true;
   MaybeStartCycle();
   return absl::OkStatus();

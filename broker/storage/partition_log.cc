@@ -1,6 +1,6 @@
-// The partition log's public face, its append and read paths, truncation, DeleteRecords and
-// retention. The durability pipeline is in log_flush.cc, recovery in log_recovery.cc, compaction in
-// log_cleaner.cc; partition_log_impl.h describes how they fit.
+// The partition log's public face, its append and read paths. The durability pipeline is in
+// log_flush.cc, recovery in log_recovery.cc, truncation and retention in log_truncation.cc,
+// compaction in log_cleaner.cc; partition_log_impl.h describes how they fit.
 #include "broker/storage/partition_log.h"
 
 #include <algorithm>
@@ -40,7 +40,7 @@ absl::Status ValidateLogConfig(const LogConfig& config) {
 // PartitionLog: forwards to Impl.
 
 absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(Env& env, std::string directory,
-                                                                  LogConfig config) {
+                                                                 LogConfig config) {
   if (absl::Status valid = ValidateLogConfig(config); !valid.ok()) return valid;
   if (absl::Status valid = ValidateDiskPath(directory); !valid.ok()) return valid;
   auto impl = std::make_unique<Impl>(env, std::move(directory), config);
@@ -129,9 +129,8 @@ absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsLeader(absl::string_view 
                                                               int32_t leader_epoch) {
   if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
   if (batch.size() > config_.max_message_bytes) {
-    return absl::OutOfRangeError(absl::StrCat("batch of ", batch.size(),
-                                              " bytes exceeds max.message.bytes ",
-                                              config_.max_message_bytes));
+    return absl::OutOfRangeError(absl::StrCat(
+        "batch of ", batch.size(), " bytes exceeds max.message.bytes ", config_.max_message_bytes));
   }
   if (absl::Status valid = ValidateBatch(
           batch, BatchValidationOptions{.batch_bytes_max = config_.max_message_bytes});
@@ -148,7 +147,6 @@ absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsLeader(absl::string_view 
   }
   absl::StatusOr<BatchHeader> header = ParseBatchHeader(stamped);
   assert(header.ok());
-  assert(ComputeBatchCrc(stamped) == header->crc);
   if (header->last_offset_delta > std::numeric_limits<int64_t>::max() - 1 - log_end_offset_) {
     return absl::OutOfRangeError("offsets exhausted");
   }
@@ -169,9 +167,9 @@ absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsFollower(absl::string_vie
   absl::StatusOr<std::vector<absl::string_view>> split = SplitBatches(batches, &remainder_bytes);
   if (!split.ok()) return split.status();
   if (remainder_bytes != 0 || split->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "follower append holds ", split->size(), " whole batches and ", remainder_bytes,
-        " bytes of an incomplete one"));
+    return absl::InvalidArgumentError(absl::StrCat("follower append holds ", split->size(),
+                                                   " whole batches and ", remainder_bytes,
+                                                   " bytes of an incomplete one"));
   }
   std::vector<BatchHeader> headers;
   headers.reserve(split->size());
@@ -192,15 +190,14 @@ absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsFollower(absl::string_vie
     assert(header.ok());
     if (header->last_offset_delta < 0 ||
         header->base_offset > std::numeric_limits<int64_t>::max() - 1 - header->last_offset_delta) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch at ", header->base_offset, " has lastOffsetDelta ",
-                       header->last_offset_delta));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "batch at ", header->base_offset, " has lastOffsetDelta ", header->last_offset_delta));
     }
     if (headers.empty() ? header->base_offset != log_end_offset_
                         : header->base_offset <= headers.back().last_offset()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "follower batch at offset ", header->base_offset, " does not follow ",
-          headers.empty() ? log_end_offset_ - 1 : headers.back().last_offset()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("follower batch at offset ", header->base_offset, " does not follow ",
+                       headers.empty() ? log_end_offset_ - 1 : headers.back().last_offset()));
     }
     headers.push_back(*header);
   }
@@ -229,8 +226,8 @@ absl::Status PartitionLog::Impl::Roll() {
   assert(!old->empty());
   assert(old->index.end_offset() == log_end_offset_);
   if (segments_.size() >= kSegmentsPerLogMax) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("log ", directory_, " holds ", segments_.size(), " segments, the most allowed"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "log ", directory_, " holds ", segments_.size(), " segments, the most allowed"));
   }
   std::shared_ptr<Segment> segment = NewSegment(log_end_offset_);
   if (absl::Status created = CreateSegmentFile(*segment); !created.ok()) return created;
@@ -279,6 +276,7 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
     segment.pending.append(bytes.data(), bytes.size());
   } else {
     assert(segment.pending.empty());
+    fprintf(stderr, "DEBUG write seg %ld at %lu size %zu base %ld crc %x epoch %d\n", (long)segment.base_offset(), (unsigned long)segment.physical_bytes, bytes.size(), (long)headers.front().base_offset, headers.front().crc, headers.front().partition_leader_epoch);
     absl::Status written = segment.file->WriteAt(segment.physical_bytes, bytes);
     if (!written.ok()) {
       // Nothing may stay appended: cut off whatever part of the write happened.
@@ -311,6 +309,41 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
   return absl::OkStatus();
 }
 
+void PartitionLog::Impl::RecordLeaderEpoch(int64_t base_offset, int32_t epoch) {
+  if (!leader_epochs_.empty()) {
+    assert(leader_epochs_.rbegin()->first <= base_offset);
+    if (leader_epochs_.rbegin()->second == epoch) return;
+  }
+  leader_epochs_[base_offset] = epoch;
+  PruneLeaderEpochs();
+  // Past the bound, the oldest are forgotten (reads then check their epochs less strictly).
+  while (leader_epochs_.size() > kLeaderEpochEntriesMax)
+    leader_epochs_.erase(leader_epochs_.begin());
+}
+
+void PartitionLog::Impl::TrimLeaderEpochs(int64_t offset) {
+  leader_epochs_.erase(leader_epochs_.lower_bound(offset), leader_epochs_.end());
+}
+
+void PartitionLog::Impl::PruneLeaderEpochs() {
+  // Keep the entry that covers the log start.
+  while (leader_epochs_.size() > 1 &&
+         std::next(leader_epochs_.begin())->first <= log_start_offset_) {
+    leader_epochs_.erase(leader_epochs_.begin());
+  }
+}
+
+void PartitionLog::Impl::RemoveSegmentFiles(const Segment& segment) {
+  for (const std::string* path :
+       {&segment.log_path, &segment.index_path, &segment.time_index_path, &segment.cleaned_path}) {
+    if (absl::Status removed = RemoveIfExists(disk_, *path); !removed.ok()) {
+      Fail(removed);
+      return;
+    }
+  }
+  directory_dirty_ = true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Impl: reads.
 
@@ -326,8 +359,8 @@ int64_t PartitionLog::Impl::SegmentLimit(SegmentMap::const_iterator it) const {
   return next == segments_.end() ? log_end_offset_ : next->first;
 }
 
-CursorOptions PartitionLog::Impl::ReadOptions(SegmentMap::const_iterator it,
-                                              const ScanStart& start, size_t chunk_bytes) const {
+CursorOptions PartitionLog::Impl::ReadOptions(SegmentMap::const_iterator it, const ScanStart& start,
+                                              size_t chunk_bytes) const {
   CursorOptions options;
   options.start_position = start.position;
   options.end_position = it->second->size_bytes();
@@ -356,16 +389,26 @@ absl::StatusOr<std::string> PartitionLog::Impl::Read(int64_t offset, size_t byte
   const int64_t end_offset = std::min(end_offset_max, log_end_offset_);
   if (offset == log_end_offset_) return out;
   bytes_max = std::min(bytes_max, kReadBytesMax);
+  // The scratch buffer is kept across reads, but not when an oversized batch made it huge.
+  if (read_scratch_.size() > kCursorChunkBytesMax + kBatchHeaderBytes)
+    std::string().swap(read_scratch_);
   const size_t chunk_bytes = bytes_max + config_.index_interval_bytes;
   for (auto it = SegmentFor(offset); it != segments_.end(); ++it) {
     const bool first_segment = it->first <= offset;
-    const ScanStart start = first_segment ? it->second->index.Lookup(offset)
-                                          : ScanStart{0, it->first, false};
-    BatchCursor cursor(*it->second, ReadOptions(it, start, chunk_bytes));
+    const ScanStart start =
+        first_segment ? it->second->index.Lookup(offset) : ScanStart{0, it->first, false};
+    CursorOptions options = ReadOptions(it, start, chunk_bytes);
+    options.scratch = &read_scratch_;
+    BatchCursor cursor(*it->second, options);
     while (true) {
+      if (!out.empty()) {
+        // Stop before reading a batch that would not be returned.
+        const uint64_t next_bytes = cursor.PeekBatchBytes();
+        if (next_bytes > 0 && out.size() + next_bytes > bytes_max) return out;
+      }
       absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-      if (step.ok() && *step == BatchCursor::Step::kBatch && cursor.header().last_offset() >= offset &&
-          cursor.header().base_offset < end_offset) {
+      if (step.ok() && *step == BatchCursor::Step::kBatch &&
+          cursor.header().last_offset() >= offset && cursor.header().base_offset < end_offset) {
         const bool fits = out.size() + cursor.header().total_bytes() <= bytes_max;
         if (!fits && !(out.empty() && allow_oversized_first)) return out;
         out.append(cursor.bytes().data(), cursor.bytes().size());
@@ -397,13 +440,12 @@ absl::StatusOr<int64_t> PartitionLog::Impl::OffsetForTimestamp(int64_t timestamp
     auto first_at_or_above = std::lower_bound(
         times.begin(), times.end(), timestamp_ms,
         [](const TimeIndexEntry& entry, int64_t value) { return entry.timestamp_ms < value; });
-    ScanStart start =
-        first_at_or_above == times.end()
-            ? segment.index.Lookup(std::numeric_limits<int64_t>::max())
-            : (first_at_or_above->relative_offset == 0
-                   ? ScanStart{0, segment.base_offset(), false}
-                   : segment.index.Lookup(segment.base_offset() +
-                                          first_at_or_above->relative_offset - 1));
+    ScanStart start = first_at_or_above == times.end()
+                          ? segment.index.Lookup(std::numeric_limits<int64_t>::max())
+                          : (first_at_or_above->relative_offset == 0
+                                 ? ScanStart{0, segment.base_offset(), false}
+                                 : segment.index.Lookup(segment.base_offset() +
+                                                        first_at_or_above->relative_offset - 1));
     if (segment.base_offset() < log_start_offset_) {
       const ScanStart from_start = segment.index.Lookup(log_start_offset_);
       if (from_start.position > start.position) start = from_start;
@@ -426,316 +468,6 @@ absl::StatusOr<int64_t> PartitionLog::Impl::OffsetForTimestamp(int64_t timestamp
     }
   }
   return absl::NotFoundError(absl::StrCat("no batch has a timestamp at or after ", timestamp_ms));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Impl: truncation.
-
-absl::StatusOr<PartitionLog::Impl::Located> PartitionLog::Impl::Locate(
-    SegmentMap::const_iterator it, int64_t offset) {
-  const Segment& segment = *it->second;
-  BatchCursor cursor(segment,
-                     ReadOptions(it, segment.index.Lookup(offset), kCursorChunkBytesMin));
-  while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) return Located{segment.size_bytes(), -1};
-    if (*step == BatchCursor::Step::kDamage) {
-      ++stats_.corrupt_reads;
-      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-    }
-    if (cursor.header().last_offset() >= offset) {
-      return Located{cursor.position(), cursor.header().base_offset};
-    }
-  }
-}
-
-absl::StatusOr<SegmentIndex> PartitionLog::Impl::TrimmedIndex(const Segment& segment,
-                                                              int64_t offset, uint64_t position) {
-  SegmentIndex index = segment.index;
-  const uint64_t replay_from = index.TrimTo(offset);
-  assert(replay_from <= position);
-  CursorOptions options;
-  options.start_position = replay_from;
-  options.end_position = position;
-  options.min_base_offset = index.end_offset();
-  BatchCursor cursor(segment, options);
-  while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) break;
-    if (*step == BatchCursor::Step::kDamage) {
-      ++stats_.corrupt_reads;
-      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-    }
-    index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
-  }
-  assert(index.size_bytes() == position);
-  return index;
-}
-
-void PartitionLog::Impl::RecordLeaderEpoch(int64_t base_offset, int32_t epoch) {
-  if (!leader_epochs_.empty()) {
-    assert(leader_epochs_.rbegin()->first <= base_offset);
-    if (leader_epochs_.rbegin()->second == epoch) return;
-  }
-  leader_epochs_[base_offset] = epoch;
-  PruneLeaderEpochs();
-  // Past the bound, the oldest are forgotten (reads then check their epochs less strictly).
-  while (leader_epochs_.size() > kLeaderEpochEntriesMax) leader_epochs_.erase(leader_epochs_.begin());
-}
-
-void PartitionLog::Impl::TrimLeaderEpochs(int64_t offset) {
-  leader_epochs_.erase(leader_epochs_.lower_bound(offset), leader_epochs_.end());
-}
-
-void PartitionLog::Impl::PruneLeaderEpochs() {
-  // Keep the entry that covers the log start.
-  while (leader_epochs_.size() > 1 &&
-         std::next(leader_epochs_.begin())->first <= log_start_offset_) {
-    leader_epochs_.erase(leader_epochs_.begin());
-  }
-}
-
-void PartitionLog::Impl::FailWaitersAbove(int64_t offset) {
-  std::vector<Callback> aborted;
-  for (auto it = waiters_.upper_bound(offset); it != waiters_.end();) {
-    aborted.push_back(std::move(it->second.callback));
-    it = waiters_.erase(it);
-  }
-  if (aborted.empty()) return;
-  ++waiters_changes_;
-  // Run from a timer, not from inside TruncateTo(): the callbacks may call back into the log.
-  std::weak_ptr<Impl*> alive = alive_;
-  env_.clock().ScheduleAfter(
-      0, [alive, aborted = std::move(aborted),
-          status = absl::AbortedError(absl::StrCat("log ", directory_, " was truncated to ",
-                                                   offset))]() mutable {
-        for (Callback& callback : aborted) {
-          if (alive.expired()) return;
-          callback(status);
-        }
-      });
-}
-
-void PartitionLog::Impl::RemoveSegmentFiles(const Segment& segment) {
-  for (const std::string* path : {&segment.log_path, &segment.index_path, &segment.time_index_path,
-                                  &segment.cleaned_path}) {
-    if (absl::Status removed = RemoveIfExists(disk_, *path); !removed.ok()) {
-      Fail(removed);
-      return;
-    }
-  }
-  directory_dirty_ = true;
-}
-
-absl::Status PartitionLog::Impl::StartStaging() {
-  assert(staging_file_ == nullptr);
-  absl::StatusOr<std::unique_ptr<File>> file = WriteFreshFile(
-      disk_, absl::StrCat(directory_, "/", kPendingAppendsFileName), absl::string_view());
-  if (!file.ok()) return file.status();
-  directory_dirty_ = true;
-  staging_file_ = std::move(*file);
-  staging_end_ = 0;
-  return absl::OkStatus();
-}
-
-absl::Status PartitionLog::Impl::TruncateTo(int64_t offset) {
-  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
-  if (offset < log_start_offset_ || offset > log_end_offset_) {
-    return absl::OutOfRangeError(absl::StrCat("cannot truncate to ", offset, " outside [",
-                                              log_start_offset_, ", ", log_end_offset_, "]"));
-  }
-  if (offset == log_end_offset_) return absl::OkStatus();
-  if (clean_offset_ != kNoOffset && offset < clean_offset_) {
-    // Compaction removed records that batches at or past `offset` superseded: cutting those
-    // batches would lose the latest value of their keys for good.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot truncate to ", offset, ": compaction used the records up to ", clean_offset_,
-        " (the log must be rebuilt from its leader instead)"));
-  }
-  // Everything that can fail on reads first, so that an error changes nothing.
-  const SegmentMap::const_iterator it = SegmentFor(offset);
-  absl::StatusOr<Located> located = Locate(it, offset);
-  if (!located.ok()) return located.status();
-  if (located->base_offset >= 0 && located->base_offset < offset) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "offset ", offset, " is inside the batch at ", located->base_offset));
-  }
-  std::shared_ptr<Segment> segment = it->second;
-  const uint64_t position = located->position;
-  absl::StatusOr<SegmentIndex> trimmed = TrimmedIndex(*segment, offset, position);
-  if (!trimmed.ok()) return trimmed.status();
-
-  CleanerAbort();
-  ++structure_generation_;
-  FailWaitersAbove(offset);
-  if (cycle_in_flight_) {
-    cycle_.target_end = std::min(cycle_.target_end, offset);
-    cycle_.recovery_point = std::min(cycle_.recovery_point, offset);
-  }
-  durable_end_offset_ = std::min(durable_end_offset_, offset);
-
-  const bool last = std::next(it) == segments_.end();
-  const bool in_pending_bytes =
-      truncation_pending_.has_value() && *truncation_pending_ <= offset;
-  const bool covered_by_bound = !truncation_pending_.has_value() && !bound_clear_in_flight_ &&
-                                bound_durable_ != kNoOffset && bound_durable_ <= offset;
-  const bool never_synced = !truncation_pending_.has_value() && last &&
-                            position >= segment->durable_bytes_max;
-  std::vector<std::shared_ptr<Segment>> later;
-  for (auto next = std::next(it); next != segments_.end(); ++next) later.push_back(next->second);
-  segments_.erase(std::next(it), segments_.end());
-
-  if (in_pending_bytes) {
-    // Only bytes appended since the pending truncation are cut: they are in memory.
-    assert(last);
-    assert(position >= segment->physical_bytes);
-    segment->pending.resize(position - segment->physical_bytes);
-  } else if (covered_by_bound || never_synced) {
-    // Nothing cut here can come back after a crash: cut the files now.
-    for (const std::shared_ptr<Segment>& doomed : later) RemoveSegmentFiles(*doomed);
-    if (segment->physical_bytes > position || segment->durable_bytes_max > position) {
-      ++segment->change_seq;
-      if (absl::Status cut = segment->file->Truncate(position); !cut.ok()) Fail(cut);
-    }
-    segment->physical_bytes = position;
-    if (covered_by_bound) ++bound_protected_changes_;
-  } else {
-    // Complex: cut in memory now, in the files once a bound is durable (see the Impl comment).
-    if (!truncation_pending_.has_value()) {
-      if (absl::Status started = StartStaging(); !started.ok()) Fail(started);
-    }
-    for (std::shared_ptr<Segment>& doomed : later) {
-      doomed_by_truncation_.push_back(std::move(doomed));
-    }
-    if (!truncation_pending_.has_value() || offset < *truncation_pending_) {
-      ++truncation_generation_;
-    }
-    truncation_pending_ = offset;
-    truncation_kept_end_ = std::min(truncation_kept_end_, trimmed->end_offset());
-    if (position <= segment->physical_bytes) {
-      segment->physical_bytes = position;
-      segment->pending.clear();
-    } else {
-      segment->pending.resize(position - segment->physical_bytes);
-    }
-  }
-  if (segment->sealed) {
-    segment->sealed = false;
-    if (!truncation_pending_.has_value()) {
-      // Its index files describe the old contents.
-      if (absl::Status removed = RemoveIfExists(disk_, segment->index_path); !removed.ok()) {
-        Fail(removed);
-      }
-      if (absl::Status removed = RemoveIfExists(disk_, segment->time_index_path); !removed.ok()) {
-        Fail(removed);
-      }
-      directory_dirty_ = true;
-    }
-  }
-  segment->index_files_written = false;
-  segment->index_files_durable = false;
-  segment->index = *std::move(trimmed);
-  TrimLeaderEpochs(offset);
-  assert(segment->size_bytes() == position);
-  assert(segment->size_bytes() == segment->physical_bytes + segment->pending.size());
-  log_end_offset_ = segment->index.end_offset();
-  if (log_end_offset_ < offset) {
-    // Compaction left no batch between the last one kept and `offset`: an empty batch covers
-    // the gap, so that the log end (and the offsets of what comes next) survive a restart.
-    std::string filler = MakeEmptyBatch(log_end_offset_, offset - 1);
-    absl::StatusOr<BatchHeader> header = ParseBatchHeader(filler);
-    assert(header.ok());
-    if (absl::Status appended = AppendBatches(filler, {*header}); !appended.ok()) {
-      Fail(appended);
-      log_end_offset_ = offset;
-    }
-  }
-  assert(log_end_offset_ == offset);
-  if (!failed_.ok()) return failed_;
-  MaybeStartCycle();
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Impl: log start, retention and maintenance.
-
-void PartitionLog::Impl::DeleteSegmentsBelowStart() {
-  while (segments_.size() > 1) {
-    auto first = segments_.begin();
-    const int64_t end_offset = std::next(first)->first;
-    if (end_offset > log_start_offset_) break;
-    doomed_by_retention_.push_back(DoomedSegment{first->second, end_offset});
-    segments_.erase(first);
-    ++stats_.segments_deleted;
-    ++structure_generation_;
-  }
-}
-
-absl::Status PartitionLog::Impl::AdvanceLogStartOffset(int64_t offset) {
-  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
-  if (offset > log_end_offset_) {
-    return absl::OutOfRangeError(absl::StrCat("log start ", offset, " past the log end ",
-                                              log_end_offset_));
-  }
-  if (offset <= log_start_offset_) return absl::OkStatus();
-  log_start_offset_ = offset;
-  PruneLeaderEpochs();
-  const uint64_t generation = structure_generation_;
-  DeleteSegmentsBelowStart();
-  if (generation != structure_generation_) CleanerAbort();
-  MaybeStartCycle();
-  return absl::OkStatus();
-}
-
-void PartitionLog::Impl::ApplyRetention() {
-  if (config_.cleanup_policy == CleanupPolicy::kCompact) return;
-  const uint64_t generation = structure_generation_;
-  if (config_.retention_ms >= 0) {
-    const int64_t threshold_ms = env_.clock().WallNowMs() - config_.retention_ms;
-    while (true) {
-      const Segment& first = *segments_.begin()->second;
-      if (first.empty() || first.index.max_timestamp() >= threshold_ms) break;
-      if (segments_.size() == 1) {
-        // The active segment goes too, as in Kafka: roll it first.
-        if (truncation_pending_.has_value() || !Roll().ok()) break;
-      }
-      log_start_offset_ = std::max(log_start_offset_, std::next(segments_.begin())->first);
-      DeleteSegmentsBelowStart();
-    }
-  }
-  if (config_.retention_bytes >= 0) {
-    uint64_t total = size_bytes();
-    while (segments_.size() > 1) {
-      const Segment& first = *segments_.begin()->second;
-      if (total - first.size_bytes() < static_cast<uint64_t>(config_.retention_bytes)) break;
-      total -= first.size_bytes();
-      log_start_offset_ = std::max(log_start_offset_, std::next(segments_.begin())->first);
-      DeleteSegmentsBelowStart();
-    }
-  }
-  if (generation != structure_generation_) CleanerAbort();
-  PruneLeaderEpochs();
-}
-
-void PartitionLog::Impl::RunMaintenance() {
-  if (closed_ || !failed_.ok()) return;
-  const Segment& segment = *active();
-  if (!segment.empty() && !truncation_pending_.has_value() &&
-      env_.clock().MonotonicNowUs() - segment.created_us >= config_.segment_ms * 1000) {
-    if (absl::Status rolled = Roll(); !rolled.ok() && !absl::IsResourceExhausted(rolled)) {
-      Fail(rolled);
-      return;
-    }
-    DataWritten();
-  }
-  ApplyRetention();
-  if (!failed_.ok()) return;
-  CleanerStep();
-  MaybeStartCycle();
 }
 
 }  // namespace runnel::storage

@@ -1,7 +1,7 @@
 // PartitionLog::Impl: the partition log's state and the parts of its implementation, split by
-// concern over partition_log.cc (appends, reads, truncation, retention), log_recovery.cc (Open),
-// log_flush.cc (the durability pipeline, WhenDurable, Close) and log_cleaner.cc (compaction).
-// Private to broker/storage/.
+// concern over partition_log.cc (appends, reads), log_truncation.cc (TruncateTo, the log start,
+// retention, maintenance), log_recovery.cc (Open), log_flush.cc (the durability pipeline,
+// WhenDurable, Close) and log_cleaner.cc (compaction). Private to broker/storage/.
 //
 // Durability pipeline ("cycles"). At most one cycle runs at a time; each is a fixed sequence of
 // asynchronous steps, one disk operation in flight at a time:
@@ -28,10 +28,11 @@
 // more than the last segment, could mix old and new contents after a crash. Such a truncation is
 // "complex": the log cuts itself in memory at once, but leaves the files alone until a checkpoint
 // with truncation bound T is durable (step 1); until then new appends are buffered in memory
-// (Segment::pending; see staging_file_). Open() cuts at a bound it finds before anything else, so after a crash the
-// log is as before (bound not durable: files untouched) or as after (bound durable). The bound is
-// cleared once the cut files and directory are synced. A truncation of bytes that were never
-// synced, within the last segment, or at or past a bound already on disk, is done in place at once.
+// (Segment::pending; see staging_file_). Open() cuts at a bound it finds before anything else, so
+// after a crash the log is as before (bound not durable: files untouched) or as after (bound
+// durable). The bound is cleared once the cut files and directory are synced. A truncation of bytes
+// that were never synced, within the last segment, or at or past a bound already on disk, is done
+// in place at once.
 #ifndef RUNNEL_BROKER_STORAGE_PARTITION_LOG_IMPL_H_
 #define RUNNEL_BROKER_STORAGE_PARTITION_LOG_IMPL_H_
 
@@ -87,10 +88,12 @@ class PartitionLog::Impl {
   absl::StatusOr<std::string> Read(int64_t offset, size_t bytes_max, int64_t end_offset_max,
                                    bool allow_oversized_first);
   absl::StatusOr<int64_t> OffsetForTimestamp(int64_t timestamp_ms);
+  absl::Status UpdateConfig(LogConfig config);
+
+  // log_truncation.cc
   absl::Status TruncateTo(int64_t offset);
   absl::Status AdvanceLogStartOffset(int64_t offset);
   void RunMaintenance();
-  absl::Status UpdateConfig(LogConfig config);
 
   // log_flush.cc
   void WhenDurable(int64_t end_offset, absl::AnyInvocable<void(const absl::Status&)> callback);
@@ -145,6 +148,8 @@ class PartitionLog::Impl {
     int64_t recovery_point = 0;
     uint64_t bound_protected_changes = 0;
     bool closing = false;
+    // Guard() calls before the cycle started (to tell whether it did anything asynchronous).
+    uint64_t async_operations_at_start = 0;
     std::vector<CycleSegment> segments;
     size_t next_segment = 0;
   };
@@ -184,8 +189,20 @@ class PartitionLog::Impl {
   SegmentMap::const_iterator SegmentFor(int64_t offset) const;
   // The next segment's base, or the log end for the last segment.
   int64_t SegmentLimit(SegmentMap::const_iterator it) const;
+  CursorOptions ReadOptions(SegmentMap::const_iterator it, const ScanStart& start,
+                            size_t chunk_bytes) const;
+  absl::Status DataLossAt(const Segment& segment, uint64_t position,
+                          absl::string_view reason) const;
+  void RemoveSegmentFiles(const Segment& segment);
+  // Leader epoch bookkeeping: a batch appended (or scanned) at `base_offset` with `epoch`; every
+  // batch at or past `offset` removed; everything below the log start forgotten.
+  void RecordLeaderEpoch(int64_t base_offset, int32_t epoch);
+  void TrimLeaderEpochs(int64_t offset);
+  void PruneLeaderEpochs();
+
+  // --- log_truncation.cc
   // The position of the first batch of `segment` whose last offset is at least `offset` (the
-  // segment's size if none), and the end offset of the batches before it.
+  // segment's size if none), and that batch's base offset.
   struct Located {
     uint64_t position = 0;
     int64_t base_offset = 0;  // of the batch there, or -1 at the end
@@ -194,19 +211,11 @@ class PartitionLog::Impl {
   // A copy of the segment's index cut at `offset`, whose batches start before `position`.
   absl::StatusOr<SegmentIndex> TrimmedIndex(const Segment& segment, int64_t offset,
                                             uint64_t position);
-  absl::Status DataLossAt(const Segment& segment, uint64_t position,
-                          absl::string_view reason) const;
+  void FailWaitersAbove(int64_t offset);
+  // Starts the scratch file for appends while a truncation waits.
+  absl::Status StartStaging();
   void DeleteSegmentsBelowStart();
   void ApplyRetention();
-  void RemoveSegmentFiles(const Segment& segment);
-  void FailWaitersAbove(int64_t offset);
-  // Leader epoch bookkeeping: a batch appended (or scanned) at `base_offset` with `epoch`; every
-  // batch at or past `offset` removed; everything below the log start forgotten.
-  void RecordLeaderEpoch(int64_t base_offset, int32_t epoch);
-  void TrimLeaderEpochs(int64_t offset);
-  void PruneLeaderEpochs();
-  CursorOptions ReadOptions(SegmentMap::const_iterator it, const ScanStart& start,
-                            size_t chunk_bytes) const;
 
   // --- log_recovery.cc
   absl::Status CreateDirectories();
@@ -222,8 +231,8 @@ class PartitionLog::Impl {
   };
   // Scans a segment from its start, rebuilding its index from every batch (CRCs checked) up to
   // damage, the cut offset, or the end of the file.
-  absl::StatusOr<ScanResult> ScanSegment(Segment& segment, int64_t limit_offset,
-                                         int64_t cut_offset, bool learn_leader_epochs);
+  absl::StatusOr<ScanResult> ScanSegment(Segment& segment, int64_t limit_offset, int64_t cut_offset,
+                                         bool learn_leader_epochs);
   // Reads an index file; its contents once two reads in a row agree.
   absl::StatusOr<std::string> ReadAgreedFile(absl::string_view path);
   // Reads a small metadata file, re-reading while `decode` rejects it and two reads differ.
@@ -231,9 +240,6 @@ class PartitionLog::Impl {
       absl::string_view path, absl::FunctionRef<absl::Status(absl::string_view)> decode);
   std::shared_ptr<Segment> NewSegment(int64_t base_offset);
   absl::Status CreateSegmentFile(Segment& segment);
-
-  // Starts the scratch file for appends while a truncation waits.
-  absl::Status StartStaging();
 
   // --- log_flush.cc
   SyncCallback Guard(Callback then);
@@ -311,6 +317,8 @@ class PartitionLog::Impl {
 
   // Durability pipeline.
   bool cycle_in_flight_ = false;
+  // Asynchronous disk operations started (Guard() calls).
+  uint64_t async_operations_ = 0;
   Cycle cycle_;
   bool flush_requested_ = false;
   bool interval_due_ = false;
@@ -327,6 +335,8 @@ class PartitionLog::Impl {
   Callback close_done_;
 
   Cleaner cleaner_;
+  // Read() reads through this buffer, kept across calls (at most a chunk and a batch).
+  std::string read_scratch_;
   // Identifies the cleaner's round; asynchronous completions of an aborted round see it changed.
   uint64_t cleaner_round_ = 0;
 };

@@ -74,7 +74,8 @@ BatchCursor::BatchCursor(const Segment& segment, const CursorOptions& options)
     : segment_(segment),
       options_(options),
       position_(options.start_position),
-      min_base_offset_(options.min_base_offset) {
+      min_base_offset_(options.min_base_offset),
+      buffer_(options.scratch != nullptr ? options.scratch : &own_buffer_) {
   assert(options_.end_position <= segment.physical_bytes + segment.pending.size());
   assert(options_.start_position <= options_.end_position);
   options_.chunk_bytes =
@@ -140,24 +141,31 @@ absl::Status BatchCursor::ReadFresh(uint64_t position, std::string* out) const {
 
 absl::Status BatchCursor::Ensure(uint64_t position, size_t length) {
   assert(position + length <= options_.end_position);
-  if (position >= buffer_position_ && position + length <= buffer_position_ + buffer_.size()) {
+  if (position >= buffer_position_ && position + length <= buffer_position_ + buffer_bytes_) {
     return absl::OkStatus();
   }
-  const size_t size = static_cast<size_t>(
-      std::min<uint64_t>(options_.end_position - position,
-                         std::max<uint64_t>(length, options_.chunk_bytes)));
-  buffer_.assign(size, '\0');
+  const size_t size = static_cast<size_t>(std::min<uint64_t>(
+      options_.end_position - position, std::max<uint64_t>(length, options_.chunk_bytes)));
+  // The buffer only grows: a reused one is neither cleared nor zero-filled again.
+  if (buffer_->size() < size) buffer_->resize(size);
   buffer_position_ = position;
-  absl::StatusOr<size_t> read = ReadSegmentBytes(segment_, position, absl::MakeSpan(buffer_));
-  if (!read.ok()) {
-    buffer_.clear();
-    return read.status();
-  }
-  buffer_.resize(*read);
+  buffer_bytes_ = 0;
+  absl::StatusOr<size_t> read =
+      ReadSegmentBytes(segment_, position, absl::MakeSpan(buffer_->data(), size));
+  if (!read.ok()) return read.status();
+  buffer_bytes_ = *read;
   if (*read < length) {
     return absl::DataLossError(absl::StrCat(segment_.log_path, " is shorter than the log holds"));
   }
   return absl::OkStatus();
+}
+
+uint64_t BatchCursor::PeekBatchBytes() {
+  if (options_.end_position - position_ < kBatchHeaderBytes) return 0;
+  if (!Ensure(position_, kBatchHeaderBytes).ok()) return 0;
+  const char* header = buffer_->data() + (position_ - buffer_position_);
+  const int32_t length = LoadBigEndian<int32_t>(header + kBatchLengthOffset);
+  return length < 0 ? 0 : kBatchLogOverheadBytes + static_cast<uint64_t>(length);
 }
 
 absl::StatusOr<BatchCursor::Step> BatchCursor::Reread(uint64_t position, std::string first_bytes,
@@ -171,7 +179,7 @@ absl::StatusOr<BatchCursor::Step> BatchCursor::Reread(uint64_t position, std::st
     if (fresh_reason.empty()) {
       // The earlier read was corrupted on the way; this one is good.
       ++transient_failures_;
-      buffer_.clear();  // it may hold the corrupted copy
+      buffer_bytes_ = 0;  // it may hold the corrupted copy
       reread_ = std::move(fresh);
       header_ = header;
       batch_position_ = position;
@@ -179,6 +187,8 @@ absl::StatusOr<BatchCursor::Step> BatchCursor::Reread(uint64_t position, std::st
       return Step::kBatch;
     }
     if (fresh == previous) {
+      fprintf(stderr, "DEBUG damage pos %lu size %zu end %lu phys %lu pending %zu attempt %d reason %s\n", (unsigned long)position, fresh.size(), (unsigned long)options_.end_position, (unsigned long)segment_.physical_bytes, segment_.pending.size(), attempt, fresh_reason.c_str());
+      { absl::StatusOr<BatchHeader> h = ParseBatchHeader(fresh); if (h.ok()) fprintf(stderr, "   base %ld len %d epoch %d attr %d lod %d count %d maxts %ld\n", (long)h->base_offset, h->batch_length, h->partition_leader_epoch, h->attributes, h->last_offset_delta, h->record_count, (long)h->max_timestamp); }
       damage_position_ = position;
       damage_reason_ = std::move(fresh_reason);
       return Step::kDamage;
@@ -202,14 +212,15 @@ absl::StatusOr<BatchCursor::Step> BatchCursor::ReadCandidate() {
     reason = Check(position, absl::string_view(), false, &header);
   } else {
     if (absl::Status ensured = Ensure(position, kBatchHeaderBytes); !ensured.ok()) return ensured;
-    bytes = absl::string_view(buffer_).substr(static_cast<size_t>(position - buffer_position_));
+    bytes = absl::string_view(buffer_->data(), buffer_bytes_)
+                .substr(static_cast<size_t>(position - buffer_position_));
     reason = Check(position, bytes, false, &header);
     if (reason.empty()) {
       if (absl::Status ensured = Ensure(position, header.total_bytes()); !ensured.ok()) {
         return ensured;
       }
-      bytes = absl::string_view(buffer_).substr(static_cast<size_t>(position - buffer_position_),
-                                                header.total_bytes());
+      bytes = absl::string_view(buffer_->data(), buffer_bytes_)
+                  .substr(static_cast<size_t>(position - buffer_position_), header.total_bytes());
       // Every field a scan acts on (lastOffsetDelta, maxTimestamp, ...) is inside the CRC.
       reason = Check(position, bytes, true, &header);
       whole_batch_read = true;
@@ -221,10 +232,10 @@ absl::StatusOr<BatchCursor::Step> BatchCursor::ReadCandidate() {
     batch_ = bytes;
     return Step::kBatch;
   }
-  const size_t first_size =
-      whole_batch_read ? bytes.size()
-                    : static_cast<size_t>(std::min<uint64_t>(
-                          {remaining, bytes.size(), uint64_t{kBatchHeaderBytes}}));
+  const size_t first_size = whole_batch_read
+                                ? bytes.size()
+                                : static_cast<size_t>(std::min<uint64_t>(
+                                      {remaining, bytes.size(), uint64_t{kBatchHeaderBytes}}));
   return Reread(position, std::string(bytes.substr(0, first_size)), reason, true);
 }
 
@@ -257,7 +268,7 @@ absl::StatusOr<BatchCursor::Step> BatchCursor::Next() {
       if (*read != prefix.size() || batch_.substr(0, prefix.size()) != prefix) {
         // One of the two reads was corrupted on the way: start again from the disk.
         ++transient_failures_;
-        buffer_.clear();
+        buffer_bytes_ = 0;
         continue;
       }
     }
@@ -323,8 +334,7 @@ absl::StatusOr<std::string> ReadWholeFile(Disk& disk, absl::string_view path, ui
   std::string bytes(static_cast<size_t>(*size), '\0');
   size_t done = 0;
   while (done < bytes.size()) {
-    absl::StatusOr<size_t> read =
-        (*file)->ReadAt(done, absl::MakeSpan(bytes).subspan(done));
+    absl::StatusOr<size_t> read = (*file)->ReadAt(done, absl::MakeSpan(bytes).subspan(done));
     if (!read.ok()) return read.status();
     if (*read == 0) break;
     done += *read;

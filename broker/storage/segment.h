@@ -1,7 +1,7 @@
 // One segment of a partition log in memory (its file, its SegmentIndex and its durability
-// bookkeeping), the file names of a segment, and BatchCursor, the one reader of a segment's batches:
-// every scan (recovery, index rebuild, reads, compaction) goes through it, so every scan checks the
-// same things and treats a suspicious read the same way.
+// bookkeeping), the file names of a segment, and BatchCursor, the one reader of a segment's
+// batches: every scan (recovery, index rebuild, reads, compaction) goes through it, so every scan
+// checks the same things and treats a suspicious read the same way.
 //
 // Reading policy: the simulated disk (and real hardware) may flip bits on the way from the medium
 // without damaging what is stored, so a batch that fails a check is read again, straight from the
@@ -120,6 +120,8 @@ struct CursorOptions {
   // Confirm the header bytes outside the CRC of every batch by a second read (recovery scans,
   // which teach the log its leader epochs).
   bool confirm_every_batch = false;
+  // A buffer to read into, kept by the caller across cursors (null: the cursor's own).
+  std::string* scratch = nullptr;
 };
 
 // Walks the batches of one segment region, checking each one's framing (header, magic, size within
@@ -130,6 +132,9 @@ class BatchCursor {
 
   BatchCursor(const Segment& segment, const CursorOptions& options);
 
+  // The size the next batch's header claims (unchecked; 0 if none can be read): lets a reader stop
+  // before reading a batch it would not return.
+  uint64_t PeekBatchBytes();
   // The next batch, with its framing and CRC checked. A read error is returned as a status
   // (kUnavailable); damage (confirmed by re-reading) as kDamage, with damage_position() and
   // damage_reason().
@@ -174,8 +179,12 @@ class BatchCursor {
   bool first_ = true;
   int32_t last_epoch_ = 0;
 
-  std::string buffer_;
+  std::string own_buffer_;
+  // The read buffer (own_buffer_ or the caller's scratch): buffer_bytes_ bytes read at
+  // buffer_position_.
+  std::string* buffer_;
   uint64_t buffer_position_ = 0;
+  size_t buffer_bytes_ = 0;
 
   uint64_t batch_position_ = 0;
   BatchHeader header_;
