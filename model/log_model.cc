@@ -8,30 +8,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "broker/storage/compression.h"
 
 namespace runnel::model {
 namespace {
 
 using storage::BatchHeader;
 using storage::Compression;
+using storage::CompressionName;
 
 constexpr int64_t kNoCut = std::numeric_limits<int64_t>::max();
-
-absl::string_view CompressionName(Compression compression) {
-  switch (compression) {
-    case Compression::kNone:
-      return "none";
-    case Compression::kGzip:
-      return "gzip";
-    case Compression::kSnappy:
-      return "snappy";
-    case Compression::kLz4:
-      return "lz4";
-    case Compression::kZstd:
-      return "zstd";
-  }
-  return "unknown";
-}
 
 std::string Abbreviate(const std::optional<std::string>& bytes) {
   if (!bytes.has_value()) return "null";

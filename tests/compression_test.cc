@@ -44,28 +44,12 @@ std::string CompressibleBytes(uint64_t& state, size_t length) {
   return bytes;
 }
 
-std::string CodecName(Compression codec) {
-  switch (codec) {
-    case Compression::kNone:
-      return "none";
-    case Compression::kGzip:
-      return "gzip";
-    case Compression::kSnappy:
-      return "snappy";
-    case Compression::kLz4:
-      return "lz4";
-    case Compression::kZstd:
-      return "zstd";
-  }
-  return "unknown";
-}
-
 void ExpectRoundTrip(Compression codec, const std::string& data) {
   absl::StatusOr<std::string> compressed = Compress(codec, data);
-  ASSERT_TRUE(compressed.ok()) << CodecName(codec) << ": " << compressed.status();
+  ASSERT_TRUE(compressed.ok()) << CompressionName(codec) << ": " << compressed.status();
   absl::StatusOr<std::string> decompressed = Decompress(codec, *compressed, data.size());
-  ASSERT_TRUE(decompressed.ok()) << CodecName(codec) << ": " << decompressed.status();
-  EXPECT_TRUE(*decompressed == data) << CodecName(codec) << " length " << data.size();
+  ASSERT_TRUE(decompressed.ok()) << CompressionName(codec) << ": " << decompressed.status();
+  EXPECT_TRUE(*decompressed == data) << CompressionName(codec) << " length " << data.size();
 }
 
 // Checks round trips of empty, tiny, random (incompressible) and text-like inputs in every codec,
@@ -119,13 +103,13 @@ TEST(CompressionTest, OutputLimitIsEnforced) {
     for (Compression codec : kCodecs) {
       absl::StatusOr<std::string> compressed = Compress(codec, data);
       ASSERT_TRUE(compressed.ok());
-      EXPECT_TRUE(Decompress(codec, *compressed, data.size()).ok()) << CodecName(codec);
+      EXPECT_TRUE(Decompress(codec, *compressed, data.size()).ok()) << CompressionName(codec);
       absl::StatusOr<std::string> over = Decompress(codec, *compressed, data.size() - 1);
-      EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument) << CodecName(codec);
+      EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument) << CompressionName(codec);
       absl::StatusOr<std::string> tiny = Decompress(codec, *compressed, 10);
-      EXPECT_EQ(tiny.status().code(), absl::StatusCode::kInvalidArgument) << CodecName(codec);
+      EXPECT_EQ(tiny.status().code(), absl::StatusCode::kInvalidArgument) << CompressionName(codec);
       absl::StatusOr<std::string> zero = Decompress(codec, *compressed, 0);
-      EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument) << CodecName(codec);
+      EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument) << CompressionName(codec);
     }
   }
 }
@@ -138,7 +122,7 @@ TEST(CompressionTest, BombIsRefusedUnderLimit) {
     absl::StatusOr<std::string> compressed = Compress(codec, zeros);
     ASSERT_TRUE(compressed.ok());
     absl::StatusOr<std::string> result = Decompress(codec, *compressed, size_t{1} << 20);
-    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << CodecName(codec);
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << CompressionName(codec);
   }
 }
 
@@ -148,7 +132,7 @@ TEST(CompressionTest, MalformedInputIsRejected) {
   uint64_t state = 4;
   const std::string data = CompressibleBytes(state, 100000);
   for (Compression codec : kRealCodecs) {
-    SCOPED_TRACE(CodecName(codec));
+    SCOPED_TRACE(CompressionName(codec));
     EXPECT_EQ(Decompress(codec, "", 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(Decompress(codec, "this is not compressed at all, not in any codec", 1 << 20)
                   .status()
@@ -287,7 +271,7 @@ TEST(CompressionTest, ConcatenatedStreamsDecode) {
     absl::StatusOr<std::string> second = Compress(codec, "second part");
     ASSERT_TRUE(first.ok() && second.ok());
     absl::StatusOr<std::string> result = Decompress(codec, *first + *second, 100);
-    ASSERT_TRUE(result.ok()) << CodecName(codec) << ": " << result.status();
+    ASSERT_TRUE(result.ok()) << CompressionName(codec) << ": " << result.status();
     EXPECT_EQ(*result, "first part, second part");
   }
 }

@@ -46,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "broker/env/env.h"
+#include "broker/storage/compression.h"
 #include "broker/storage/partition_log.h"
 #include "broker/storage/record_batch.h"
 #include "gtest/gtest.h"
@@ -336,22 +337,6 @@ const char* FlushName(FlushPolicy policy) {
   return "?";
 }
 
-const char* CodecName(Compression compression) {
-  switch (compression) {
-    case Compression::kNone:
-      return "none";
-    case Compression::kGzip:
-      return "gzip";
-    case Compression::kSnappy:
-      return "snappy";
-    case Compression::kLz4:
-      return "lz4";
-    case Compression::kZstd:
-      return "zstd";
-  }
-  return "?";
-}
-
 void showValue(const CaseSetup& setup, std::ostream& os) {
   os << "seed " << setup.seed << ", cleanup.policy " << PolicyName(setup.cleanup_policy)
      << ", flush " << FlushName(setup.flush_policy) << ", segment.bytes " << setup.segment_bytes
@@ -452,7 +437,7 @@ void showValue(const Op& op, std::ostream& os) {
       os << (op.kind == OpKind::kAppend             ? "Append"
              : op.kind == OpKind::kAppendAsFollower ? "AppendAsFollower"
                                                     : "AppendOnFullDisk")
-         << "(" << CodecName(op.compression) << ") ";
+         << "(" << storage::CompressionName(op.compression) << ") ";
       ShowRecords(op.records, os);
       return;
     case OpKind::kRead:

@@ -438,4 +438,20 @@ absl::StatusOr<std::string> Decompress(Compression codec, absl::string_view data
       absl::StrCat("decompression: unknown codec ", static_cast<int>(codec)));
 }
 
+absl::string_view CompressionName(Compression codec) {
+  switch (codec) {
+    case Compression::kNone:
+      return "none";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kSnappy:
+      return "snappy";
+    case Compression::kLz4:
+      return "lz4";
+    case Compression::kZstd:
+      return "zstd";
+  }
+  return "unknown";
+}
+
 }  // namespace runnel::storage

@@ -47,6 +47,9 @@ inline constexpr size_t kSnappyXerialBlockLengthBytes = 4;
 // window up front, so this is also the bound on that reservation.
 inline constexpr int kZstdWindowLogMax = 27;
 
+// The codec's name as Kafka's compression.type spells it: "none", "gzip", "snappy", "lz4", "zstd".
+absl::string_view CompressionName(Compression codec);
+
 // Compresses `data` with `codec`, framed as described above. Fails with kInvalidArgument for a
 // codec outside the enum or input over kCompressionBytesMax.
 absl::StatusOr<std::string> Compress(Compression codec, absl::string_view data);
