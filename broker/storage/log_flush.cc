@@ -136,7 +136,6 @@ void PartitionLog::Impl::ApplyPendingTruncation() {
     Fail(size.status());
     return;
   }
-  fprintf(stderr, "DEBUG apply seg %ld file %lu phys %lu pending %zu index %lu\n", (long)segment.base_offset(), (unsigned long)*size, (unsigned long)segment.physical_bytes, segment.pending.size(), (unsigned long)segment.size_bytes());
   if (*size > segment.physical_bytes) {
     if (absl::Status cut = segment.file->Truncate(segment.physical_bytes); !cut.ok()) {
       Fail(cut);
@@ -364,9 +363,8 @@ LogCheckpoint PartitionLog::Impl::WantedCheckpoint() const {
   if (truncation_pending_.has_value()) {
     // While a cut waits for its own bound, a bound already on disk (say one that Open() found and
     // has not written again yet) must stay: the files it cuts are not cut yet.
-    checkpoint.truncation_bound = bound_durable_ != kNoOffset
-                                      ? bound_durable_
-                                      : checkpoint_durable_.truncation_bound;
+    checkpoint.truncation_bound =
+        bound_durable_ != kNoOffset ? bound_durable_ : checkpoint_durable_.truncation_bound;
   }
   if (checkpoint.truncation_bound != kNoOffset) {
     checkpoint.recovery_point = std::min(checkpoint.recovery_point, checkpoint.truncation_bound);

@@ -393,14 +393,6 @@ absl::Status PartitionLog::Impl::Recover() {
     assert(header.ok());
     if (absl::Status appended = AppendBatches(filler, {*header}); !appended.ok()) return appended;
   }
-  fprintf(stderr, "DEBUG open clean=%d cut=%d end=%ld segs=%zu rp=%ld\n", (int)clean, (int)cut, (long)log_end_offset_, segments_.size(), (long)recovery_point);
-  if (segments_.begin()->second->physical_bytes >= 200) {
-    std::string b(200, '\0');
-    (void)segments_.begin()->second->file->ReadAt(0, absl::MakeSpan(b));
-    absl::StatusOr<BatchHeader> h = ParseBatchHeader(b);
-    fprintf(stderr, "   batch0 crc %s\n", h.ok() && h->total_bytes() <= 200 && ComputeBatchCrc(b.substr(0, h->total_bytes())) == h->crc ? "OK" : "BAD");
-  }
-  for (auto& [b, sg] : segments_) fprintf(stderr, "   seg %ld phys %lu idx %lu\n", (long)b, (unsigned long)sg->physical_bytes, (unsigned long)sg->size_bytes());
   env_.Log(LogLevel::kInfo,
            absl::StrCat("partition log ", directory_, " opened ",
                         clean ? "cleanly" : "after a scan", ": ", segments_.size(),

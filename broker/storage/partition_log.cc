@@ -276,7 +276,6 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
     segment.pending.append(bytes.data(), bytes.size());
   } else {
     assert(segment.pending.empty());
-    fprintf(stderr, "DEBUG write seg %ld at %lu size %zu base %ld crc %x epoch %d\n", (long)segment.base_offset(), (unsigned long)segment.physical_bytes, bytes.size(), (long)headers.front().base_offset, headers.front().crc, headers.front().partition_leader_epoch);
     absl::Status written = segment.file->WriteAt(segment.physical_bytes, bytes);
     if (!written.ok()) {
       // Nothing may stay appended: cut off whatever part of the write happened.

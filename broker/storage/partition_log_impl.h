@@ -27,12 +27,22 @@
 // Truncation. Cutting bytes that may be durable (covered by an issued Sync) in place, or removing
 // more than the last segment, could mix old and new contents after a crash. Such a truncation is
 // "complex": the log cuts itself in memory at once, but leaves the files alone until a checkpoint
-// with truncation bound T is durable (step 1); until then new appends are buffered in memory
-// (Segment::pending; see staging_file_). Open() cuts at a bound it finds before anything else, so
+// with truncation bound T is durable (step 4, written only once everything the truncation keeps
+// is durable, so that a recovery never mistakes a lost batch for a gap); until then new appends
+// are kept in memory (Segment::pending; see staging_file_). Open() cuts at a bound it finds, so
 // after a crash the log is as before (bound not durable: files untouched) or as after (bound
-// durable). The bound is cleared once the cut files and directory are synced. A truncation of bytes
-// that were never synced, within the last segment, or at or past a bound already on disk, is done
-// in place at once.
+// durable). The bound is cleared once the cut files and directory are synced. A truncation of
+// bytes that were never synced, within the last segment, or at or past a bound already on disk,
+// is done in place at once. Open() itself cuts a torn tail (or completes a bound it found) the
+// complex way: it leaves the files alone until its own bound is durable, because a crash that
+// undid the cut while new batches followed it could line old batches up behind new ones.
+// WhenDurable callbacks registered after a complex truncation also wait for its bound.
+//
+// Integrity of reads. Every batch a scan acts on passes its CRC (segment.h's BatchCursor, which
+// re-reads before calling anything damaged). The fields outside the CRC are checked too: the base
+// offset against the batch before it and the index, the leader epoch against leader_epochs_ (the
+// log's list of epoch start offsets, kept in the checkpoint); a batch that does not match has
+// those bytes read again.
 #ifndef RUNNEL_BROKER_STORAGE_PARTITION_LOG_IMPL_H_
 #define RUNNEL_BROKER_STORAGE_PARTITION_LOG_IMPL_H_
 

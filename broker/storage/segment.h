@@ -5,11 +5,11 @@
 //
 // Reading policy: the simulated disk (and real hardware) may flip bits on the way from the medium
 // without damaging what is stored, so a batch that fails a check is read again, straight from the
-// disk, before it counts as damaged. A failure counts as damage only when two reads in a row return
-// the same bytes; a batch that passes on a re-read is used as re-read. The CRC does not cover a
-// batch's base offset and leader epoch: a batch that does not continue the one before it exactly
-// (next offset, same epoch), and the first batch of every scan, has those bytes read a second time
-// and compared, so a flipped bit there is neither served nor adopted into an index.
+// disk, before it counts as damaged. A failure counts as damage only when two fresh reads in a row
+// return the same bytes; a batch that passes on a re-read is used as re-read. The CRC does not
+// cover a batch's base offset and leader epoch: a batch that does not continue the one before it
+// exactly (next offset, same epoch), and the first batch of every scan, has those bytes read a
+// second time and compared, so a flipped bit there is neither served nor adopted into an index.
 #ifndef RUNNEL_BROKER_STORAGE_SEGMENT_H_
 #define RUNNEL_BROKER_STORAGE_SEGMENT_H_
 
@@ -40,7 +40,7 @@ inline constexpr char kTimeIndexSuffix[] = ".timeindex";
 inline constexpr char kCleanedSuffix[] = ".log.cleaned";
 
 // Reads of one batch region, first read included, before giving up on getting two equal reads.
-inline constexpr int kBatchReadAttemptsMax = 5;
+inline constexpr int kBatchReadAttemptsMax = 6;
 // The header bytes outside the CRC: baseOffset, batchLength, partitionLeaderEpoch, magic, crc.
 inline constexpr size_t kCrcUnprotectedBytes = kAttributesOffset;
 inline constexpr size_t kBaseOffsetBytes = 8;
