@@ -1,7 +1,8 @@
 // A deterministic pseudo-random stream: xoshiro256** seeded through SplitMix64.
 //
 // Broker and model code draw every random choice from the Random their Env hands them, never from
-// std::random_device, rand() or std::*_distribution (whose output differs between library versions).  // determinism-ok: names what is forbidden
+// the C or C++ standard library's generators, devices or distributions (whose output differs
+// between library versions and runs).
 // The same seed gives the same sequence on every platform and compiler.
 #ifndef RUNNEL_BROKER_ENV_RANDOM_H_
 #define RUNNEL_BROKER_ENV_RANDOM_H_
