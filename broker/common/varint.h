@@ -121,6 +121,15 @@ inline std::optional<int64_t> ConsumeVarlong(absl::string_view* input) {
   return ZigzagDecode64(*bits);
 }
 
+// Reads a plain (not zigzag) unsigned 32-bit varint, as Kafka's flexible protocol versions write
+// tagged-field counts, tags and sizes, with the same bounds and strictness as ConsumeVarint.
+inline std::optional<uint32_t> ConsumeUnsignedVarint32(absl::string_view* input) {
+  const std::optional<uint64_t> bits =
+      varint_internal::ConsumeUnsigned(input, kVarintBytesMax, /*value_bits=*/32);
+  if (!bits.has_value()) return std::nullopt;
+  return static_cast<uint32_t>(*bits);
+}
+
 }  // namespace runnel
 
 #endif  // RUNNEL_BROKER_COMMON_VARINT_H_
