@@ -14,6 +14,8 @@ struct SimNetwork::Endpoint {
   // False once the owner closed it, saw on_closed, or crashed: no callback runs after that.
   bool open = false;
   ConnectionCallbacks callbacks;
+  // Set by SetReceivePaused: nothing is handed to on_receive, and the window towards it is closed.
+  bool receive_paused = false;
 };
 
 struct SimNetwork::Message {
@@ -24,9 +26,17 @@ struct SimNetwork::Message {
 struct SimNetwork::Direction {
   // Deliveries on one direction never overtake each other: each is scheduled no earlier than this.
   int64_t last_delivery_us = 0;
+  // The sender's backlog: messages not yet on the wire (blocked link or paused receiver).
   std::deque<Message> stalled;
   size_t stalled_bytes = 0;
+  // When the held bytes started waiting on a blocked link; -1 while the stall clock is stopped.
   int64_t stalled_since_us = -1;
+  // The receiver's socket buffer: messages that arrived while it was paused, or behind such
+  // messages. Nothing new is put on the wire towards a paused receiver, so this holds at most what
+  // was in flight when the pause began.
+  std::deque<Message> arrived;
+  // A DeliverArrived event is pending for this direction.
+  bool arrived_delivery_scheduled = false;
 };
 
 struct SimNetwork::Connection {
@@ -64,6 +74,9 @@ class SimNodeNetwork final : public Network {
   }
   size_t SendBacklogBytes(ConnectionId connection) const override {
     return network_.SendBacklogBytes(node_, incarnation_, connection);
+  }
+  void SetReceivePaused(ConnectionId connection, bool paused) override {
+    network_.SetReceivePaused(node_, incarnation_, connection, paused);
   }
   void Close(ConnectionId connection) override { network_.Close(node_, incarnation_, connection); }
 
@@ -156,6 +169,16 @@ void SimNetwork::SetLinkBlocked(NodeId from, NodeId to, bool blocked) {
   const auto link = std::make_pair(from, to);
   if (blocked) {
     blocked_links_[link] = true;
+    // Bytes held back only by a paused receiver now also wait on a dead link: TCP's window probes
+    // go unanswered, so the connection times out as if the bytes were being retransmitted.
+    for (auto& [id, connection] : connections_) {
+      for (int side = 0; side < 2; ++side) {
+        if (connection->side[side].node == from && connection->side[1 - side].node == to &&
+            !connection->reset && !connection->direction[side].stalled.empty()) {
+          StartStallClock(*connection, side);
+        }
+      }
+    }
     return;
   }
   if (blocked_links_.erase(link) == 0) return;
@@ -163,7 +186,7 @@ void SimNetwork::SetLinkBlocked(NodeId from, NodeId to, bool blocked) {
     for (int side = 0; side < 2; ++side) {
       if (connection->side[side].node == from && connection->side[1 - side].node == to &&
           !connection->direction[side].stalled.empty()) {
-        FlushStalled(*connection, side);
+        ReleaseStalled(*connection, side);
       }
     }
   }
@@ -463,6 +486,28 @@ size_t SimNetwork::SendBacklogBytes(NodeId node, uint64_t incarnation,
   return connection->pre_connect_backlog.size() + connection->direction[side].stalled_bytes;
 }
 
+void SimNetwork::SetReceivePaused(NodeId node, uint64_t incarnation, ConnectionId endpoint,
+                                  bool paused) {
+  Connection* connection = nullptr;
+  int side = 0;
+  Endpoint* local = FindOwnEndpoint(node, incarnation, endpoint, &connection, &side);
+  if (local == nullptr || local->receive_paused == paused) return;
+  local->receive_paused = paused;
+  RecordConnectionEvent(paused ? RECEIVE_PAUSED : RECEIVE_RESUMED, *connection, side, "");
+  if (paused || connection->reset) return;
+  // What waited in the socket buffer goes first, from an event of its own (never from inside this
+  // call); anything arriving before that event runs queues up behind it (see Deliver).
+  Direction& incoming = connection->direction[1 - side];
+  if (!incoming.arrived.empty() && !incoming.arrived_delivery_scheduled) {
+    incoming.arrived_delivery_scheduled = true;
+    const uint64_t id = connection->id;
+    context_.ScheduleForNode(local->node, local->incarnation, 0,
+                             [this, id, side] { DeliverArrived(id, side); });
+  }
+  // The window opens: the sender's backlog goes out behind it, with latencies of at least zero.
+  ReleaseStalled(*connection, 1 - side);
+}
+
 void SimNetwork::Close(NodeId node, uint64_t incarnation, ConnectionId endpoint) {
   Connection* connection = nullptr;
   int side = 0;
@@ -470,6 +515,12 @@ void SimNetwork::Close(NodeId node, uint64_t incarnation, ConnectionId endpoint)
   if (local == nullptr) return;
   local->open = false;
   local->callbacks = ConnectionCallbacks();
+  // A closed end reads and discards until the peer closes: what waited for it is dropped, and the
+  // peer's backlog held back by the pause goes out, to be discarded on arrival.
+  const bool was_paused = local->receive_paused;
+  local->receive_paused = false;
+  Direction& incoming = connection->direction[1 - side];
+  incoming.arrived.clear();
   RecordConnectionEvent(CONNECTION_CLOSED, *connection, side, "closed locally");
   const uint64_t id = connection->id;
   if (!connection->established) {
@@ -478,6 +529,7 @@ void SimNetwork::Close(NodeId node, uint64_t incarnation, ConnectionId endpoint)
     MaybeForget(id);
     return;
   }
+  if (was_paused && !connection->reset) ReleaseStalled(*connection, 1 - side);
   if (!connection->reset && connection->side[1 - side].open) {
     Transmit(*connection, side, std::string(), true);
   }
@@ -500,20 +552,31 @@ void SimNetwork::Transmit(Connection& connection, int from_side, std::string byt
   const NodeId from = connection.side[from_side].node;
   const NodeId to = connection.side[1 - from_side].node;
   Direction& direction = connection.direction[from_side];
-  if (IsLinkBlocked(from, to) || !direction.stalled.empty()) {
-    assert(direction.stalled.size() < kStalledMessagesMax);
+  const bool blocked = IsLinkBlocked(from, to);
+  if (blocked || !direction.stalled.empty() || connection.side[1 - from_side].receive_paused) {
     direction.stalled_bytes += bytes.size();
-    direction.stalled.push_back(Message{std::move(bytes), fin});
-    if (direction.stalled_since_us < 0) {
-      direction.stalled_since_us = context_.NowUs();
-      const uint64_t id = connection.id;
-      const int64_t since_us = direction.stalled_since_us;
-      context_.Schedule(options_.connection_timeout_us,
-                        [this, id, from_side, since_us] { CheckStall(id, from_side, since_us); });
+    Message* last = direction.stalled.empty() ? nullptr : &direction.stalled.back();
+    if (!fin && last != nullptr && !last->fin &&
+        last->bytes.size() + bytes.size() <= kHeldMessageBytesMax) {
+      last->bytes.append(bytes);
+    } else {
+      assert(direction.stalled.size() < kStalledMessagesMax);
+      direction.stalled.push_back(Message{std::move(bytes), fin});
     }
+    if (blocked) StartStallClock(connection, from_side);
     return;
   }
   ScheduleDelivery(connection, from_side, std::move(bytes), fin);
+}
+
+void SimNetwork::StartStallClock(Connection& connection, int from_side) {
+  Direction& direction = connection.direction[from_side];
+  if (direction.stalled_since_us >= 0) return;
+  direction.stalled_since_us = context_.NowUs();
+  const uint64_t id = connection.id;
+  const int64_t since_us = direction.stalled_since_us;
+  context_.Schedule(options_.connection_timeout_us,
+                    [this, id, from_side, since_us] { CheckStall(id, from_side, since_us); });
 }
 
 void SimNetwork::ScheduleDelivery(Connection& connection, int from_side, std::string bytes,
@@ -533,22 +596,22 @@ void SimNetwork::ScheduleDelivery(Connection& connection, int from_side, std::st
     std::string tail = bytes.substr(cut);
     bytes.resize(cut);
     context_.ScheduleForNode(receiver.node, receiver.incarnation, delay_us,
-                             [this, id, to_side, head = std::move(bytes)] {
-                               Deliver(id, to_side, head, false);
+                             [this, id, to_side, head = std::move(bytes)]() mutable {
+                               Deliver(id, to_side, std::move(head), false);
                              });
     context_.ScheduleForNode(receiver.node, receiver.incarnation, delay_us,
-                             [this, id, to_side, tail = std::move(tail)] {
-                               Deliver(id, to_side, tail, false);
+                             [this, id, to_side, tail = std::move(tail)]() mutable {
+                               Deliver(id, to_side, std::move(tail), false);
                              });
     return;
   }
   context_.ScheduleForNode(receiver.node, receiver.incarnation, delay_us,
-                           [this, id, to_side, bytes = std::move(bytes), fin] {
-                             Deliver(id, to_side, bytes, fin);
+                           [this, id, to_side, bytes = std::move(bytes), fin]() mutable {
+                             Deliver(id, to_side, std::move(bytes), fin);
                            });
 }
 
-void SimNetwork::Deliver(uint64_t connection_id, int to_side, const std::string& bytes, bool fin) {
+void SimNetwork::Deliver(uint64_t connection_id, int to_side, std::string bytes, bool fin) {
   Connection* connection = FindConnection(connection_id);
   if (connection == nullptr || connection->reset) return;
   Endpoint& receiver = connection->side[to_side];
@@ -556,6 +619,23 @@ void SimNetwork::Deliver(uint64_t connection_id, int to_side, const std::string&
     MaybeForget(connection_id);
     return;
   }
+  Direction& direction = connection->direction[1 - to_side];
+  if (receiver.receive_paused || !direction.arrived.empty()) {
+    // Kept in the receiver's socket buffer until it reads again; a message behind ones already
+    // kept waits too, so that the stream stays in order.
+    direction.arrived.push_back(Message{std::move(bytes), fin});
+    return;
+  }
+  HandOver(connection_id, to_side, bytes, fin);
+}
+
+void SimNetwork::HandOver(uint64_t connection_id, int to_side, const std::string& bytes,
+                          bool fin) {
+  Connection* connection = FindConnection(connection_id);
+  assert(connection != nullptr);
+  assert(!connection->reset);
+  Endpoint& receiver = connection->side[to_side];
+  assert(receiver.open);
   TraceEntry entry;
   entry.time_us = context_.NowUs();
   entry.node = receiver.node;
@@ -586,6 +666,23 @@ void SimNetwork::Deliver(uint64_t connection_id, int to_side, const std::string&
   }
 }
 
+void SimNetwork::DeliverArrived(uint64_t connection_id, int to_side) {
+  Connection* connection = FindConnection(connection_id);
+  if (connection == nullptr) return;
+  connection->direction[1 - to_side].arrived_delivery_scheduled = false;
+  // Like a read loop: hand over until the buffer is empty or the owner pauses or closes (a reset or
+  // the FIN may also end the connection on the way).
+  while (connection != nullptr && !connection->reset) {
+    const Endpoint& receiver = connection->side[to_side];
+    Direction& direction = connection->direction[1 - to_side];
+    if (!receiver.open || receiver.receive_paused || direction.arrived.empty()) return;
+    Message message = std::move(direction.arrived.front());
+    direction.arrived.pop_front();
+    HandOver(connection_id, to_side, message.bytes, message.fin);
+    connection = FindConnection(connection_id);
+  }
+}
+
 void SimNetwork::CheckStall(uint64_t connection_id, int from_side, int64_t stalled_since_us) {
   Connection* connection = FindConnection(connection_id);
   if (connection == nullptr || connection->reset) return;
@@ -593,8 +690,16 @@ void SimNetwork::CheckStall(uint64_t connection_id, int from_side, int64_t stall
   Reset(*connection, "connection timed out (undelivered data)", 0, 0);
 }
 
-void SimNetwork::FlushStalled(Connection& connection, int from_side) {
+void SimNetwork::ReleaseStalled(Connection& connection, int from_side) {
   Direction& direction = connection.direction[from_side];
+  const Endpoint& receiver = connection.side[1 - from_side];
+  if (direction.stalled.empty()) return;
+  // Still held by the link: the stall clock keeps running.
+  if (IsLinkBlocked(connection.side[from_side].node, receiver.node)) return;
+  direction.stalled_since_us = -1;
+  // The link carries again, but a paused receiver's window stays closed, which alone never times
+  // out.
+  if (receiver.receive_paused) return;
   std::deque<Message> stalled = std::move(direction.stalled);
   direction.stalled.clear();
   direction.stalled_bytes = 0;
@@ -611,6 +716,8 @@ void SimNetwork::Reset(Connection& connection, const std::string& reason, int64_
   for (Direction& direction : connection.direction) {
     direction.stalled.clear();
     direction.stalled_bytes = 0;
+    // A reset discards what waited in a paused receiver's socket buffer too.
+    direction.arrived.clear();
   }
   const uint64_t id = connection.id;
   const int64_t delays_us[2] = {delay_us_side0, delay_us_side1};

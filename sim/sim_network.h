@@ -10,6 +10,16 @@
 // - A blocked link (partition or stall) holds messages instead of dropping them, as TCP
 //   retransmission would; when the link is unblocked they are delivered in order. If a direction
 //   has held undelivered bytes for connection_timeout_us, the connection is reset on both sides.
+//   Held messages are merged up to kHeldMessageBytesMax, as a retransmission would merge segments,
+//   so the count of held messages stays bounded by the backlog limit.
+// - A receiver that pauses (SetReceivePaused) closes its TCP window at once. Messages already on
+//   the wire when it paused still arrive and wait in its socket buffer; everything sent from then
+//   on waits in the sender's backlog (SendBacklogBytes grows, and Send fails with
+//   kResourceExhausted at kSendBacklogBytesMax). A closed window alone never times out, since
+//   TCP's window probes are answered; but while the link is also blocked, held bytes count towards
+//   connection_timeout_us as above. On resume, what waited in the socket buffer is delivered by an
+//   event at the same virtual time, then the sender's backlog goes out with fresh latencies, all in
+//   order. A reset discards both; a clean close (the FIN) waits behind the bytes like any message.
 // - Connecting across a blocked link times out after connect_timeout_us; connecting to a node that
 //   is down or has no listener on the port is refused after one round trip.
 // - When a node crashes its connections die silently on its side; each peer sees a reset either
@@ -51,8 +61,12 @@ class SimNetwork {
  public:
   // The first port handed out for listeners that ask for port 0.
   static constexpr uint16_t kEphemeralPortFirst = 40000;
-  // The most messages one direction of a connection may hold on a blocked link.
+  // The most messages one direction of a connection may hold on a blocked link or for a paused
+  // receiver. Merging (kHeldMessageBytesMax) keeps the count far below this: every two neighbours
+  // together exceed kHeldMessageBytesMax, so kSendBacklogBytesMax allows about 2 * 64 MiB / 64 KiB.
   static constexpr size_t kStalledMessagesMax = 1 << 20;
+  // Held messages are appended to the previous held message while it stays within this size.
+  static constexpr size_t kHeldMessageBytesMax = size_t{64} << 10;
 
   SimNetwork(SimContext& context, NetworkOptions options);
   ~SimNetwork();
@@ -106,6 +120,7 @@ class SimNetwork {
   absl::Status Send(NodeId node, uint64_t incarnation, ConnectionId endpoint,
                     absl::string_view bytes);
   size_t SendBacklogBytes(NodeId node, uint64_t incarnation, ConnectionId endpoint) const;
+  void SetReceivePaused(NodeId node, uint64_t incarnation, ConnectionId endpoint, bool paused);
   void Close(NodeId node, uint64_t incarnation, ConnectionId endpoint);
 
   Connection* FindConnection(uint64_t connection_id);
@@ -113,11 +128,22 @@ class SimNetwork {
   Endpoint* FindOwnEndpoint(NodeId node, uint64_t incarnation, ConnectionId endpoint,
                             Connection** connection, int* side);
   int64_t DrawLatencyUs(NodeId from, NodeId to);
+  // Puts bytes (or the FIN) on the wire, or holds them in the sender's backlog while the link is
+  // blocked, earlier bytes are held, or the receiver is paused.
   void Transmit(Connection& connection, int from_side, std::string bytes, bool fin);
   void ScheduleDelivery(Connection& connection, int from_side, std::string bytes, bool fin);
-  void Deliver(uint64_t connection_id, int to_side, const std::string& bytes, bool fin);
+  // A message reaches the receiver: handed over, or kept in its socket buffer while it is paused.
+  void Deliver(uint64_t connection_id, int to_side, std::string bytes, bool fin);
+  // Runs on_receive, or on_closed for the FIN. The connection may be gone afterwards.
+  void HandOver(uint64_t connection_id, int to_side, const std::string& bytes, bool fin);
+  // After a resume: hands over what waited in the receiver's socket buffer, until it pauses again.
+  void DeliverArrived(uint64_t connection_id, int to_side);
+  // Starts the connection timeout for bytes held on a blocked link, unless it runs already.
+  void StartStallClock(Connection& connection, int from_side);
   void CheckStall(uint64_t connection_id, int from_side, int64_t stalled_since_us);
-  void FlushStalled(Connection& connection, int from_side);
+  // Puts the held bytes of one direction on the wire if the link is unblocked and the receiver is
+  // not paused; stops the stall clock if the link is unblocked.
+  void ReleaseStalled(Connection& connection, int from_side);
   void CompleteConnect(uint64_t connection_id);
   void FailConnect(uint64_t connection_id, absl::Status status);
   // Kills the connection: both open ends get on_closed(status) after the given delays.

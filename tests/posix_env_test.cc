@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -331,6 +333,11 @@ struct Endpoint {
   size_t received_at_close = 0;
   bool closed_locally = false;
   int callbacks_after_local_close = 0;
+  // Kept by tests that pause the connection: on_receive must not run while it is set.
+  bool paused = false;
+  int receives_while_paused = 0;
+  // Runs inside on_receive, after the bytes are recorded.
+  std::function<void(Endpoint&)> on_receive_hook;
 
   bool done() const { return !connected.empty() || !closed.empty(); }
 };
@@ -343,8 +350,10 @@ ConnectionCallbacks RecordInto(std::shared_ptr<Endpoint> endpoint) {
   };
   callbacks.on_receive = [endpoint](absl::string_view bytes) {
     if (endpoint->closed_locally) ++endpoint->callbacks_after_local_close;
+    if (endpoint->paused) ++endpoint->receives_while_paused;
     EXPECT_TRUE(endpoint->closed.empty()) << "bytes after on_closed";
     endpoint->received.append(bytes.data(), bytes.size());
+    if (endpoint->on_receive_hook) endpoint->on_receive_hook(*endpoint);
   };
   callbacks.on_closed = [endpoint](const absl::Status& status) {
     if (endpoint->closed_locally) ++endpoint->callbacks_after_local_close;
@@ -383,6 +392,7 @@ class PosixNetworkTest : public ::testing::Test {
           endpoint->id = id;
           accepted_peers_.push_back(peer);
           accepted_.push_back(endpoint);
+          if (accept_hook_) accept_hook_(*endpoint);
           return RecordInto(endpoint);
         });
     EXPECT_TRUE(listener.ok()) << listener.status();
@@ -410,12 +420,39 @@ class PosixNetworkTest : public ::testing::Test {
     return port;
   }
 
+  // A blocking IPv4 socket connected to `address`, for tests that need a peer outside PosixNetwork.
+  static ScopedFd RawConnect(const NetworkAddress& address) {
+    ScopedFd raw(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_TRUE(raw.valid());
+    sockaddr_in target = {};
+    target.sin_family = AF_INET;
+    target.sin_port = htons(address.port);
+    target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(raw.get(), reinterpret_cast<sockaddr*>(&target), sizeof(target)), 0);
+    return raw;
+  }
+
+  // Pauses an accepted connection from inside on_accept (set as accept_hook_).
+  void PauseOnAccept() {
+    accept_hook_ = [this](Endpoint& endpoint) {
+      endpoint.paused = true;
+      server_->SetReceivePaused(endpoint.id, true);
+    };
+  }
+
+  void SetPaused(PosixNetwork& network, Endpoint& endpoint, bool paused) {
+    endpoint.paused = paused;
+    network.SetReceivePaused(endpoint.id, paused);
+  }
+
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<PosixNetwork> server_;
   std::unique_ptr<PosixNetwork> client_;
   ListenerId listener_ = 0;
   std::vector<std::shared_ptr<Endpoint>> accepted_;
   std::vector<NetworkAddress> accepted_peers_;
+  // Runs inside on_accept for connections accepted by ListenRecording.
+  std::function<void(Endpoint&)> accept_hook_;
 };
 
 // Checks that listening on port 0 binds a real free port that ListenerAddress reports, that unknown
@@ -765,6 +802,8 @@ TEST_F(PosixNetworkTest, SendBacklogIsBounded) {
 TEST_F(PosixNetworkTest, UnknownIdsAreHarmless) {
   EXPECT_EQ(client_->Send(424242, "x").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(client_->SendBacklogBytes(424242), 0u);
+  client_->SetReceivePaused(424242, true);
+  client_->SetReceivePaused(424242, false);
   client_->Close(424242);
   client_->StopListening(424242);
   EXPECT_FALSE(client_->ListenerAddress(424242).ok());
@@ -864,6 +903,282 @@ TEST_F(PosixNetworkTest, UnresolvableNameFailsThroughOnConnected) {
   loop_->RunFor(20'000);
   EXPECT_EQ(abandoned->callbacks_after_local_close, 0);
   EXPECT_TRUE(abandoned->connected.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network: receive pausing
+
+// The most bytes the two kernels of a loopback connection can hold for a reader that never reads:
+// the receiver's socket buffer plus the sender's, each at most its sysctl maximum (doubled for
+// slack). Falls back to 32 MiB where the sysctls cannot be read.
+size_t KernelBufferBytesBound() {
+  auto max_of = [](const char* path) -> size_t {
+    std::ifstream file(path);
+    size_t low = 0, initial = 0, high = 0;
+    if (!(file >> low >> initial >> high)) return 0;
+    return high;
+  };
+  const size_t rmem = max_of("/proc/sys/net/ipv4/tcp_rmem");
+  const size_t wmem = max_of("/proc/sys/net/ipv4/tcp_wmem");
+  if (rmem == 0 || wmem == 0) return size_t{32} << 20;
+  return 2 * (rmem + wmem);
+}
+
+// Runs the loop until `network`'s backlog on `connection` has not changed for 100 ms: the kernels
+// have taken all they will. Returns the backlog.
+size_t RunUntilBacklogSettles(EventLoop& loop, PosixNetwork& network, ConnectionId connection) {
+  size_t backlog = network.SendBacklogBytes(connection);
+  for (int i = 0; i < 200; ++i) {
+    loop.RunFor(100'000);
+    const size_t now = network.SendBacklogBytes(connection);
+    if (now == backlog) break;
+    backlog = now;
+  }
+  return backlog;
+}
+
+// Checks back-pressure end to end: a server that pauses its connection in on_accept receives
+// nothing while the client sends 16 MiB; the kernels take a bounded amount (at most the socket
+// buffers' sysctl maxima) and the rest stays in the client's backlog, which then stops shrinking;
+// the client can fill the backlog up to exactly kSendBacklogBytesMax, after which Send fails with
+// kResourceExhausted. Sending the other way still works while paused. Resuming delivers nothing
+// from inside the call, then every byte in order, exactly once, and the backlog drains.
+TEST_F(PosixNetworkTest, PausedReceiverPushesBackOnTheSender) {
+  PauseOnAccept();
+  const NetworkAddress address = ListenRecording();
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  ASSERT_TRUE(RunUntil([&] { return !client->connected.empty() && accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  std::string upload = PatternBytes(7, 16 << 20);
+  SendInChunks(*client_, client->id, upload, 8);
+  const size_t backlog = RunUntilBacklogSettles(*loop_, *client_, client->id);
+  EXPECT_EQ(server->received.size(), 0u);
+  EXPECT_GT(backlog, 0u);
+  EXPECT_LE(upload.size() - backlog, KernelBufferBytesBound());
+  loop_->RunFor(200'000);
+  EXPECT_EQ(client_->SendBacklogBytes(client->id), backlog);  // nothing drains while paused
+
+  const std::string fill = PatternBytes(9, kSendBacklogBytesMax - backlog);
+  EXPECT_EQ(client_->Send(client->id, fill + "x").code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(client_->Send(client->id, fill).ok());
+  upload += fill;
+  EXPECT_EQ(client_->SendBacklogBytes(client->id), kSendBacklogBytesMax);
+  EXPECT_EQ(client_->Send(client->id, "x").code(), absl::StatusCode::kResourceExhausted);
+
+  ASSERT_TRUE(server_->Send(server->id, "still talking").ok());
+  ASSERT_TRUE(RunUntil([&] { return client->received == "still talking"; }));
+  EXPECT_EQ(server->received.size(), 0u);
+
+  SetPaused(*server_, *server, false);
+  EXPECT_EQ(server->received.size(), 0u);  // never from inside the call
+  ASSERT_TRUE(RunUntil([&] { return server->received.size() >= upload.size(); }));
+  EXPECT_EQ(server->received.size(), upload.size());
+  EXPECT_TRUE(server->received == upload) << "first difference at byte "
+                                          << FirstDifference(server->received, upload);
+  EXPECT_EQ(client_->SendBacklogBytes(client->id), 0u);
+  EXPECT_EQ(server->receives_while_paused, 0);
+  EXPECT_TRUE(server->closed.empty());
+}
+
+// CPU time used by the calling thread, in microseconds.
+int64_t ThreadCpuUs() {
+  rusage usage = {};
+  getrusage(RUSAGE_THREAD, &usage);
+  return static_cast<int64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000 +
+         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+// Checks the level-triggered resume: bytes that arrived while paused are delivered after the resume
+// although nothing new arrives, and pausing a paused connection or resuming a running one changes
+// nothing. While paused with bytes waiting, the loop sleeps instead of being woken for them over
+// and over: it uses under 10% of 300 ms in CPU time (a sleeping loop uses well under 1%, a spinning
+// one all it can get).
+TEST_F(PosixNetworkTest, ResumeDeliversWhatWaitedWithoutNewData) {
+  PauseOnAccept();
+  const NetworkAddress address = ListenRecording();
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  ASSERT_TRUE(client_->Send(client->id, "hello").ok());
+  ASSERT_TRUE(RunUntil([&] { return accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  loop_->RunFor(50'000);
+  server_->SetReceivePaused(server->id, true);  // paused already
+  const int64_t cpu_before_us = ThreadCpuUs();
+  loop_->RunFor(300'000);
+  EXPECT_LT(ThreadCpuUs() - cpu_before_us, 30'000);
+  EXPECT_EQ(server->received, "");
+  SetPaused(*server_, *server, false);
+  server_->SetReceivePaused(server->id, false);  // running already
+  ASSERT_TRUE(RunUntil([&] { return server->received == "hello"; }));
+  ASSERT_TRUE(client_->Send(client->id, " again").ok());
+  ASSERT_TRUE(RunUntil([&] { return server->received == "hello again"; }));
+  EXPECT_EQ(server->receives_while_paused, 0);
+}
+
+// Checks pause and resume many times under load in both directions: each end pauses itself from
+// inside on_receive at random and a timer resumes it 0 to 2 ms later, while 8 MiB go each way in
+// random chunks. No on_receive runs while its end is paused, both streams arrive byte-exact, and
+// each end really paused many times.
+TEST_F(PosixNetworkTest, PauseAndResumeManyTimesKeepsStreamsExact) {
+  constexpr size_t kBytesEachWay = 8 << 20;
+  const std::string upload = PatternBytes(11, kBytesEachWay);
+  const std::string download = PatternBytes(12, kBytesEachWay);
+  Random random(13);
+  int pauses = 0;
+  auto pause_at_random = [&](PosixNetwork& network) {
+    return [&, network_ptr = &network](Endpoint& endpoint) {
+      if (endpoint.paused || !random.Chance(0.3)) return;
+      SetPaused(*network_ptr, endpoint, true);
+      ++pauses;
+      loop_->ScheduleAfter(random.Between(0, 2'000), [this, network_ptr, endpoint_ptr = &endpoint] {
+        SetPaused(*network_ptr, *endpoint_ptr, false);
+      });
+    };
+  };
+  accept_hook_ = [&](Endpoint& endpoint) { endpoint.on_receive_hook = pause_at_random(*server_); };
+  const NetworkAddress address = ListenRecording();
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  client->on_receive_hook = pause_at_random(*client_);
+  SendInChunks(*client_, client->id, upload, 14);
+  ASSERT_TRUE(RunUntil([&] { return accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  SendInChunks(*server_, server->id, download, 15);
+  ASSERT_TRUE(RunUntil([&] {
+    return server->received.size() >= upload.size() && client->received.size() >= download.size();
+  }));
+  EXPECT_TRUE(server->received == upload) << "first difference at byte "
+                                          << FirstDifference(server->received, upload);
+  EXPECT_TRUE(client->received == download) << "first difference at byte "
+                                            << FirstDifference(client->received, download);
+  EXPECT_EQ(server->receives_while_paused, 0);
+  EXPECT_EQ(client->receives_while_paused, 0);
+  EXPECT_GT(pauses, 20);
+  // Let the last resume timers run while the endpoints still exist.
+  loop_->RunFor(5'000);
+}
+
+// Checks that a peer's orderly close while paused is reported only after the resume and after every
+// byte: the client sends 1 MiB and closes; the paused server hears nothing at all for 200 ms; after
+// the resume it gets every byte, then on_closed(OK), and both sides let go of their sockets.
+TEST_F(PosixNetworkTest, OrderlyCloseWhilePausedArrivesAfterTheBytesOnResume) {
+  PauseOnAccept();
+  const NetworkAddress address = ListenRecording();
+  const std::string upload = PatternBytes(16, 1 << 20);
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  ASSERT_TRUE(client_->Send(client->id, upload).ok());
+  client->closed_locally = true;
+  client_->Close(client->id);
+  ASSERT_TRUE(RunUntil([&] { return accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  loop_->RunFor(200'000);
+  EXPECT_EQ(server->received.size(), 0u);
+  EXPECT_TRUE(server->closed.empty());
+  SetPaused(*server_, *server, false);
+  ASSERT_TRUE(RunUntil([&] { return !server->closed.empty(); }));
+  EXPECT_TRUE(server->closed[0].ok()) << server->closed[0];
+  EXPECT_EQ(server->received_at_close, upload.size());
+  EXPECT_TRUE(server->received == upload);
+  ASSERT_TRUE(RunUntil([&] {
+    return client_->connections_tracked() == 0 && server_->connections_tracked() == 0;
+  }));
+  EXPECT_EQ(client->callbacks_after_local_close, 0);
+}
+
+// Checks that a peer's FIN collected by epoll in the same batch as the pause, before it, waits for
+// the resume like the bytes before it (it must not be mistaken for a broken connection): two raw
+// peers X and Y become ready in one loop iteration, X first; X's on_receive pauses Y, whose data
+// and FIN (reported as readable plus hang-up) then arrive at a paused connection. After the resume
+// Y's bytes come, then on_closed(OK).
+TEST_F(PosixNetworkTest, PeerCloseReportedJustBeforeThePauseWaitsForTheResume) {
+  const NetworkAddress address = ListenRecording();
+  ScopedFd raw_y = RawConnect(address);
+  ScopedFd raw_x = RawConnect(address);
+  ASSERT_TRUE(RunUntil([&] { return accepted_.size() == 2; }));
+  std::shared_ptr<Endpoint> y = accepted_[0];
+  std::shared_ptr<Endpoint> x = accepted_[1];
+  x->on_receive_hook = [&](Endpoint&) {
+    if (!y->paused && y->received.empty()) SetPaused(*server_, *y, true);
+  };
+  // The loop is not running, so both become ready before it next polls; X first.
+  ASSERT_EQ(send(raw_x.get(), "x", 1, MSG_NOSIGNAL), 1);
+  ASSERT_EQ(send(raw_y.get(), "y-data", 6, MSG_NOSIGNAL), 6);
+  ASSERT_EQ(shutdown(raw_y.get(), SHUT_WR), 0);
+  loop_->RunFor(100'000);
+  ASSERT_EQ(x->received, "x");
+  ASSERT_TRUE(y->paused) << "Y was served before X in the batch; the scenario did not happen";
+  EXPECT_EQ(y->received, "");
+  EXPECT_TRUE(y->closed.empty());
+  SetPaused(*server_, *y, false);
+  ASSERT_TRUE(RunUntil([&] { return !y->closed.empty(); }));
+  EXPECT_TRUE(y->closed[0].ok()) << y->closed[0];
+  EXPECT_EQ(y->received, "y-data");
+  EXPECT_EQ(y->receives_while_paused, 0);
+}
+
+// Checks that a reset is reported to a paused connection at once, although nothing is read: a raw
+// peer sends bytes to a connection paused since on_accept, then resets (SO_LINGER 0); on_closed
+// runs with kUnavailable without any on_receive, exactly once, and the waiting bytes are lost.
+TEST_F(PosixNetworkTest, ResetWhilePausedIsReportedAtOnce) {
+  PauseOnAccept();
+  const NetworkAddress address = ListenRecording();
+  ScopedFd raw = RawConnect(address);
+  ASSERT_EQ(send(raw.get(), "unread", 6, MSG_NOSIGNAL), 6);
+  ASSERT_TRUE(RunUntil([&] { return accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  loop_->RunFor(50'000);
+  const linger reset = {1, 0};
+  ASSERT_EQ(setsockopt(raw.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), 0);
+  raw.Reset();
+  ASSERT_TRUE(RunUntil([&] { return !server->closed.empty(); }));
+  EXPECT_EQ(server->closed[0].code(), absl::StatusCode::kUnavailable) << server->closed[0];
+  EXPECT_EQ(server->received, "");
+  server_->SetReceivePaused(server->id, false);  // a closed connection: nothing happens
+  loop_->RunFor(20'000);
+  EXPECT_EQ(server->closed.size(), 1u);
+  EXPECT_EQ(server_->connections_tracked(), 0u);
+}
+
+// Checks Close() on a paused connection: the closing side discards what waited and gets no
+// callback, the peer's backlog (more than the kernels hold) drains into the discarding reader, and
+// the peer sees an orderly close; both sides let go of their sockets.
+TEST_F(PosixNetworkTest, CloseWhilePausedDiscardsAndClosesCleanly) {
+  PauseOnAccept();
+  const NetworkAddress address = ListenRecording();
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  ASSERT_TRUE(RunUntil([&] { return !client->connected.empty() && accepted_.size() == 1; }));
+  std::shared_ptr<Endpoint> server = accepted_[0];
+  SendInChunks(*client_, client->id, PatternBytes(17, 16 << 20), 18);
+  EXPECT_GT(RunUntilBacklogSettles(*loop_, *client_, client->id), 0u);
+  server->closed_locally = true;
+  const int64_t close_us = EventLoop::NowUs();
+  server_->Close(server->id);
+  ASSERT_TRUE(RunUntil([&] { return !client->closed.empty(); }));
+  EXPECT_TRUE(client->closed[0].ok()) << client->closed[0];
+  ASSERT_TRUE(RunUntil([&] {
+    return client_->connections_tracked() == 0 && server_->connections_tracked() == 0;
+  }));
+  // Promptly, by draining, not by giving up after the linger time.
+  EXPECT_LT(EventLoop::NowUs() - close_us, PosixNetwork::kCloseLingerUs / 2);
+  EXPECT_EQ(server->callbacks_after_local_close, 0);
+  EXPECT_EQ(server->received, "");
+}
+
+// Checks that a pause set right after Connect(), before the connection is established, applies from
+// the start: the client hears on_connected(OK) but not the greeting the server sends in on_accept
+// until it resumes.
+TEST_F(PosixNetworkTest, PauseBeforeConnectedAppliesFromTheStart) {
+  accept_hook_ = [this](Endpoint& endpoint) {
+    EXPECT_TRUE(server_->Send(endpoint.id, "greeting").ok());
+  };
+  const NetworkAddress address = ListenRecording();
+  std::shared_ptr<Endpoint> client = ConnectRecording(address);
+  SetPaused(*client_, *client, true);
+  ASSERT_TRUE(RunUntil([&] { return !client->connected.empty() && accepted_.size() == 1; }));
+  ASSERT_TRUE(client->connected[0].ok());
+  loop_->RunFor(100'000);
+  EXPECT_EQ(client->received, "");
+  SetPaused(*client_, *client, false);
+  ASSERT_TRUE(RunUntil([&] { return client->received == "greeting"; }));
+  EXPECT_EQ(client->receives_while_paused, 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,23 @@
 //   application level must be treated as possibly delivered and possibly lost.
 // - When the remote side closes cleanly, all the bytes it sent before closing arrive first, then
 //   on_closed runs with an OK status.
+// - SetReceivePaused(connection, true) stops on_receive for that connection until
+//   SetReceivePaused(connection, false): it is how an owner with too much work in progress from
+//   one peer slows that peer down (Kafka "mutes" such a channel) instead of buffering without
+//   bound. While paused, received bytes stay in the network (the kernel's socket buffer in the real
+//   build, the simulated link in the simulator), so the peer's SendBacklogBytes() grows and its
+//   Send() eventually fails with kResourceExhausted, exactly as with a slow reader. A pause takes
+//   effect at once, also from inside on_receive: no on_receive of that connection runs until it is
+//   resumed. Resuming delivers whatever waited, in order and exactly once, starting on a later turn
+//   of the event loop, never from inside the call. Pausing does not affect sending, and the network
+//   never resets a connection for not being read (a peer that closes may still give up waiting for
+//   its backlog to drain and reset, as the real build's Close() does after a linger time). A
+//   connection may be paused before it is established; the pause then applies from the start.
+// - A paused connection still ends. A reset (or timeout) is reported through on_closed while
+//   paused, as soon as it is noticed, and the bytes not yet delivered are lost, as with any reset.
+//   A clean close by the peer is reported only after every byte it sent, that is, only after
+//   resuming: the waiting bytes arrive first, then on_closed(OK). Close() works as usual on a
+//   paused connection and discards the bytes that were waiting.
 // - Callbacks run on the node's event loop; each runs to completion. The `bytes` view passed to
 //   on_receive is valid only during the call.
 #ifndef RUNNEL_BROKER_ENV_NETWORK_H_
@@ -96,6 +113,11 @@ class Network {
   virtual absl::Status Send(ConnectionId connection, absl::string_view bytes) = 0;
   // Bytes accepted by Send() and not yet handed to the network.
   virtual size_t SendBacklogBytes(ConnectionId connection) const = 0;
+
+  // Stops (paused = true) or resumes (false) delivering this connection's received bytes to
+  // on_receive; see the contract above. Pausing a paused connection or resuming a running one does
+  // nothing, and so does any call on an unknown or closed connection.
+  virtual void SetReceivePaused(ConnectionId connection, bool paused) = 0;
 
   // Closes the connection: bytes already sent are still delivered, then the peer sees an orderly
   // close. No callback of this connection runs after Close() returns.

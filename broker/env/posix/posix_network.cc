@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ struct PosixNetwork::Connection {
   bool gone = false;
   SendBacklog backlog;
   TimerId linger_timer = kNoTimer;
+  // Set by SetReceivePaused(): nothing is read, so nothing is delivered. Cleared by Close(), since
+  // a locally closed connection reads (and discards) until the peer closes.
+  bool receive_paused = false;
 };
 
 namespace {
@@ -532,7 +536,13 @@ void PosixNetwork::OnConnectionReady(ConnectionId id, uint32_t ready) {
     case Phase::kShuttingDown:
       break;
   }
-  if (ready & (EventLoop::kReadable | EventLoop::kHangup | EventLoop::kError)) {
+  if (connection->receive_paused) {
+    // Readiness collected before the pause, or an error or hang-up, which epoll reports whether
+    // asked for or not. Only a broken connection is acted on now; bytes and a clean close wait.
+    if ((ready & (EventLoop::kError | EventLoop::kHangup)) && FailIfBrokenWhilePaused(connection)) {
+      return;
+    }
+  } else if (ready & (EventLoop::kReadable | EventLoop::kHangup | EventLoop::kError)) {
     const ReceiveOutcome outcome = Receive(connection);
     if (outcome == ReceiveOutcome::kGone) return;
     if (outcome == ReceiveOutcome::kWouldBlock &&
@@ -558,6 +568,8 @@ void PosixNetwork::OnConnectionReady(ConnectionId id, uint32_t ready) {
 PosixNetwork::ReceiveOutcome PosixNetwork::Receive(
     const std::shared_ptr<Connection>& connection) {
   for (int receives = 0; receives < kReceivesPerReadyMax; ++receives) {
+    // Checked before every read, since on_receive may pause its own connection.
+    if (connection->receive_paused) return ReceiveOutcome::kPaused;
     const ssize_t received =
         recv(connection->fd.get(), receive_buffer_.get(), kReceiveBufferBytes, 0);
     if (received > 0) {
@@ -586,6 +598,35 @@ PosixNetwork::ReceiveOutcome PosixNetwork::Receive(
     return ReceiveOutcome::kGone;
   }
   return ReceiveOutcome::kBudgetSpent;
+}
+
+bool PosixNetwork::FailIfBrokenWhilePaused(const std::shared_ptr<Connection>& connection) {
+  assert(connection->receive_paused);
+  const int error = TakeSocketError(connection->fd.get());
+  if (error != 0) {
+    Fail(connection, absl::UnavailableError(absl::StrCat("connection ", connection->id, " with ",
+                                                         connection->remote.ToString(), ": ",
+                                                         ErrnoText(error))));
+    return true;
+  }
+  if (!connection->send_error.ok()) {
+    Fail(connection, connection->send_error);
+    return true;
+  }
+  // The loop reports the peer's FIN (EPOLLRDHUP) as a hang-up too, but only while readability is
+  // asked for, so such a report was collected before the pause. poll(2) with no events asked for
+  // shows only a real hang-up (both directions down) or error, which would otherwise be reported on
+  // every iteration until the resume.
+  pollfd probe = {};
+  probe.fd = connection->fd.get();
+  probe.events = 0;
+  if (poll(&probe, 1, 0) == 1 && (probe.revents & (POLLHUP | POLLERR)) != 0) {
+    Fail(connection, absl::UnavailableError(absl::StrCat("connection ", connection->id, " with ",
+                                                         connection->remote.ToString(),
+                                                         ": hang-up")));
+    return true;
+  }
+  return false;
 }
 
 void PosixNetwork::Flush(const std::shared_ptr<Connection>& connection) {
@@ -654,7 +695,7 @@ void PosixNetwork::UpdateInterest(const std::shared_ptr<Connection>& connection)
       interest = EventLoop::kWritable;
       break;
     case Phase::kOpen:
-      interest = EventLoop::kReadable;
+      if (!connection->receive_paused) interest = EventLoop::kReadable;
       if (!connection->backlog.empty()) interest |= EventLoop::kWritable;
       break;
     case Phase::kShuttingDown:
@@ -756,10 +797,23 @@ size_t PosixNetwork::SendBacklogBytes(ConnectionId id) const {
   return connection == nullptr ? 0 : connection->backlog.bytes();
 }
 
+void PosixNetwork::SetReceivePaused(ConnectionId id, bool paused) {
+  std::shared_ptr<Connection> connection = FindLive(id);
+  if (connection == nullptr || connection->receive_paused == paused) return;
+  connection->receive_paused = paused;
+  // Only the interest changes. On resume the level-triggered loop reports the bytes (or FIN) that
+  // waited on its next iteration, so nothing is read here, and nothing may be delivered from inside
+  // this call anyway. Before the connection is open, UpdateInterest leaves the interest alone and
+  // the flag takes effect when it opens.
+  UpdateInterest(connection);
+}
+
 void PosixNetwork::Close(ConnectionId id) {
   std::shared_ptr<Connection> connection = FindLive(id);
   if (connection == nullptr) return;
   connection->closed_locally = true;
+  // A closed connection reads and discards until the peer closes, paused or not.
+  connection->receive_paused = false;
   // Dropping our reference is enough: a callback of this connection running right now holds its
   // own until it returns.
   connection->callbacks.reset();
@@ -781,6 +835,8 @@ void PosixNetwork::Close(ConnectionId id) {
         BeginShutdown(connection);
       } else {
         StartLinger(connection);
+        // It may have been paused: read (and discard) again while the backlog drains.
+        UpdateInterest(connection);
       }
       return;
     case Phase::kShuttingDown:

@@ -15,6 +15,12 @@
 //   kCloseLingerUs, the socket is closed anyway: with a reset if bytes were still unsent (so the
 //   peer never mistakes a truncated stream for a complete one), otherwise normally.
 // - A connection the peer closes cleanly ends for both directions: unsent backlog is dropped.
+// - SetReceivePaused() stops asking epoll for readability, so the kernel's receive buffer fills,
+//   the advertised TCP window closes and the peer's kernel, then the peer's backlog, hold the rest.
+//   The event loop is level-triggered, so asking again on resume reports what arrived meanwhile
+//   (bytes or the peer's FIN) on the next iteration even if nothing new arrives. epoll reports
+//   errors and hang-ups whether asked or not, which is how a reset is noticed while paused; it ends
+//   the connection at once, and the unread bytes are lost.
 // - Destroying the PosixNetwork runs no callback and resets every connection not yet closed
 //   locally, as a crash of the node would look to its peers. It waits for a name resolution in
 //   progress, if any, to return.
@@ -83,6 +89,7 @@ class PosixNetwork final : public Network {
   ConnectionId Connect(const NetworkAddress& address, ConnectionCallbacks callbacks) override;
   absl::Status Send(ConnectionId connection, absl::string_view bytes) override;
   size_t SendBacklogBytes(ConnectionId connection) const override;
+  void SetReceivePaused(ConnectionId connection, bool paused) override;
   void Close(ConnectionId connection) override;
 
   // Connections that still hold a socket or wait for one: open ones and locally closed ones still
@@ -127,8 +134,12 @@ class PosixNetwork final : public Network {
   void FailConnect(const std::shared_ptr<Connection>& connection, const absl::Status& status);
 
   void OnConnectionReady(ConnectionId connection, uint32_t ready);
-  enum class ReceiveOutcome { kWouldBlock, kBudgetSpent, kGone };
+  enum class ReceiveOutcome { kWouldBlock, kBudgetSpent, kPaused, kGone };
   ReceiveOutcome Receive(const std::shared_ptr<Connection>& connection);
+  // For a paused connection whose socket reported an error or hang-up: ends the connection if it is
+  // really broken and returns true; returns false if the report was only the peer's clean close,
+  // which waits for the resume like the bytes before it.
+  bool FailIfBrokenWhilePaused(const std::shared_ptr<Connection>& connection);
   // Hands backlog to the kernel; then, for a locally closed connection with nothing left, starts
   // the shutdown.
   void Flush(const std::shared_ptr<Connection>& connection);
