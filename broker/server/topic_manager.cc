@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,6 +19,11 @@ namespace {
 absl::Status WithContext(const absl::Status& status, absl::string_view context) {
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
+
+// The prefix of every file the node keeps for itself in its data directory. Kafka's topic names
+// may start with "__" too (__consumer_offsets), but a partition directory always ends in
+// "-<partition>", which these names never do.
+constexpr absl::string_view kNodeFilePrefix = "__runnel_";
 
 // The most digits of a partition number in a directory name (int32).
 constexpr size_t kPartitionDigitsMax = 10;
@@ -212,7 +218,10 @@ absl::Status TopicManager::RemoveLeftoverDirectories() {
     return WithContext(entries.status(), absl::StrCat("listing data directory '", data_dir_, "'"));
   }
   for (const std::string& entry : *entries) {
-    if (entry == kMetadataFileName) continue;
+    // Files named "__runnel_*" belong to the node itself (this manager's metadata file, the
+    // producer id allocator's file, their temporary files): not partition directories, and
+    // nothing to warn about.
+    if (absl::StartsWith(entry, kNodeFilePrefix)) continue;
     const std::optional<PartitionDirectoryName> parsed = ParsePartitionDirectoryName(entry);
     if (!parsed.has_value()) {
       env_.Log(LogLevel::kWarning,

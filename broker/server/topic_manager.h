@@ -8,7 +8,8 @@
 //                                      (the files inside: storage/partition_log.h)
 // Open() removes every "<topic>-<partition>" directory that the metadata file does not list (a
 // deletion interrupted by a crash, or a creation whose metadata never became durable) and leaves
-// any other entry alone, with a warning. A data directory without a metadata file is an empty one:
+// any other entry alone: silently for the node's own files (named "__runnel_*"), with a warning
+// otherwise. A data directory without a metadata file is an empty one:
 // its partition directories are removed too, so never point a node at a directory it did not
 // create.
 //

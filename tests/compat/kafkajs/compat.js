@@ -1,0 +1,112 @@
+// kafkajs 2.2.4 against runnel-broker: admin (create topics with configs, metadata, offsets,
+// describe configs, delete), and a producer sending keys, values, headers and null keys and values
+// to explicit partitions with acks=all, uncompressed and gzip (the codecs kafkajs has built in).
+//
+// Usage: node compat.js BOOTSTRAP. Prints one JSON document on stdout: for each topic, per
+// partition, the records sent in order ({key, value, headers} with bytes as base64 and null as
+// null) and the acknowledged base offsets, so that the Python side (kafkajs_test.py) can read them
+// back with another client and compare. Any failure exits non-zero with a message.
+'use strict';
+
+const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
+
+const PARTITIONS = 2;
+const PER_PARTITION = 120;
+const TOPICS = [
+  { name: 'kjs-none', compression: CompressionTypes.None },
+  { name: 'kjs-gzip', compression: CompressionTypes.GZIP },
+];
+
+function fail(message) {
+  console.error(`FAIL: ${message}`);
+  process.exit(1);
+}
+
+function check(condition, message) {
+  if (!condition) fail(message);
+}
+
+function makeRecords(partition) {
+  const records = [];
+  for (let i = 0; i < PER_PARTITION; i++) {
+    const key = i % 11 === 5 ? null : Buffer.from(`key-${partition}-${i % 17}`);
+    const value = i % 7 === 3 ? null : Buffer.from(`value ${partition} ${i} ` + 'y'.repeat((i * 13) % 500));
+    const headers = { seq: Buffer.from(String(i)), client: Buffer.from('kafkajs') };
+    records.push({ key, value, headers });
+  }
+  return records;
+}
+
+const b64 = (buffer) => (buffer === null ? null : buffer.toString('base64'));
+
+async function main() {
+  const bootstrap = process.argv[2];
+  check(bootstrap, 'usage: node compat.js BOOTSTRAP');
+  const kafka = new Kafka({ clientId: 'runnel-compat', brokers: [bootstrap], logLevel: logLevel.WARN,
+                            retry: { retries: 5 } });
+  const admin = kafka.admin();
+  await admin.connect();
+  const created = await admin.createTopics({
+    waitForLeaders: true,
+    topics: [...TOPICS.map((t) => ({ topic: t.name, numPartitions: PARTITIONS })),
+             { topic: 'kjs-doomed', numPartitions: 1,
+               configEntries: [{ name: 'retention.ms', value: '3600000' }] }],
+  });
+  check(created === true, 'createTopics did not create the topics');
+  const again = await admin.createTopics({ topics: [{ topic: 'kjs-none', numPartitions: 1 }] });
+  check(again === false, 'createTopics of an existing topic reported a creation');
+
+  const metadata = await admin.fetchTopicMetadata({ topics: TOPICS.map((t) => t.name) });
+  for (const topic of metadata.topics) {
+    check(topic.partitions.length === PARTITIONS, `${topic.name}: ${topic.partitions.length} partitions`);
+  }
+  const configs = await admin.describeConfigs({
+    includeSynonyms: false, resources: [{ type: 2, name: 'kjs-doomed' }],
+  });
+  const retention = configs.resources[0].configEntries.find((e) => e.configName === 'retention.ms');
+  check(retention && retention.configValue === '3600000', `retention.ms described as ${JSON.stringify(retention)}`);
+
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  const result = {};
+  for (const topic of TOPICS) {
+    result[topic.name] = {};
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const records = makeRecords(partition);
+      const offsets = [];
+      // Several sends per partition, so that the log holds several batches.
+      for (let start = 0; start < records.length; start += 40) {
+        const chunk = records.slice(start, start + 40);
+        const sent = await producer.send({
+          topic: topic.name, acks: -1, compression: topic.compression,
+          messages: chunk.map((r) => ({ ...r, partition })),
+        });
+        check(sent.length === 1 && sent[0].errorCode === 0, `send: ${JSON.stringify(sent)}`);
+        offsets.push(Number(sent[0].baseOffset));
+      }
+      result[topic.name][partition] = {
+        offsets,
+        records: records.map((r) => ({
+          key: b64(r.key), value: b64(r.value),
+          headers: Object.entries(r.headers).map(([k, v]) => [k, b64(v)]),
+        })),
+      };
+    }
+  }
+  await producer.disconnect();
+
+  for (const topic of TOPICS) {
+    const offsets = await admin.fetchTopicOffsets(topic.name);
+    for (const o of offsets) {
+      check(o.low === '0' && o.high === String(PER_PARTITION),
+            `${topic.name}[${o.partition}]: offsets low ${o.low} high ${o.high}`);
+    }
+  }
+  await admin.deleteTopics({ topics: ['kjs-doomed'] });
+  const listed = await admin.listTopics();
+  check(!listed.includes('kjs-doomed'), 'deleted topic still listed');
+  await admin.disconnect();
+  process.stdout.write(JSON.stringify(result));
+}
+
+main().catch((error) => fail(error && error.stack ? error.stack : String(error)));
