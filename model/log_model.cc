@@ -469,9 +469,54 @@ absl::Status LogModel::CheckLog(const LogView& actual, int64_t now_ms) const {
                    /*exact_end=*/true, now_ms);
 }
 
+absl::Status LogModel::CheckCompactedAway(const LogView& actual, int64_t covered_from_offset,
+                                          int64_t now_ms) const {
+  assert(options_.compacted);
+  const int64_t covered_from = std::max(covered_from_offset, log_start_offset_);
+  // The latest record of every key, and whether it lies where the round's map saw it.
+  std::map<std::string, const ModelRecord*> latest;  // ordered: iteration is deterministic
+  for (const ModelBatch& batch : batches_) {
+    for (const ModelRecord& record : batch.records) {
+      if (record.key.has_value()) latest[*record.key] = &record;
+    }
+  }
+  auto must_go = [&](const ModelRecord& record) {
+    if (!record.key.has_value() || record.offset < log_start_offset_) return false;
+    const ModelRecord* last = latest.at(*record.key);
+    if (last->offset < covered_from) return false;
+    if (last != &record) return true;  // superseded by a record the map saw
+    return record.tombstone() && record.timestamp_ms < now_ms - options_.delete_retention_ms;
+  };
+  std::vector<int64_t> gone;  // sorted: batches_ is in offset order
+  for (const ModelBatch& batch : batches_) {
+    // A compressed batch that loses records may be kept whole (see the header); an uncompressed
+    // one rebuilt without a record is always smaller, so it never is.
+    if (batch.compression != Compression::kNone) continue;
+    for (const ModelRecord& record : batch.records) {
+      if (must_go(record)) gone.push_back(record.offset);
+    }
+  }
+  for (const ModelBatch& batch : actual.batches) {
+    for (const ModelRecord& record : batch.records) {
+      if (!std::binary_search(gone.begin(), gone.end(), record.offset)) continue;
+      const ModelRecord* last = latest.at(*record.key);
+      return absl::InternalError(absl::StrCat(
+          "a completed compaction round whose map covered [", covered_from, ", ", log_end_offset_,
+          ") left ", DescribeRecord(record), " in batch ", DescribeBatch(batch),
+          last->offset == record.offset
+              ? absl::StrCat(", a tombstone older than delete.retention.ms ",
+                             options_.delete_retention_ms, " (now_ms ", now_ms, ")")
+              : absl::StrCat(", superseded by ", DescribeRecord(*last))));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LogModel::CheckRecovered(const LogView& recovered, int64_t now_ms, RecoveryKind kind) {
   History current{batches_, log_end_offset_, durable_end_offset_};
   const History* adopted = nullptr;
+  // The pending truncation whose "before" was adopted (none when the current history was).
+  std::optional<uint64_t> undone_generation;
   absl::Status status = CheckView(recovered, current, /*exact_end=*/false, now_ms);
   std::string rejected_before;
   if (status.ok()) {
@@ -487,6 +532,7 @@ absl::Status LogModel::CheckRecovered(const LogView& recovered, int64_t now_ms, 
       if (before_status.ok()) {
         it->before = std::move(before);
         adopted = &it->before;
+        undone_generation = it->generation;
       } else {
         absl::StrAppend(&rejected_before, "; nor the log as before the truncation to ", it->offset,
                         ": ", before_status.message());
@@ -496,7 +542,6 @@ absl::Status LogModel::CheckRecovered(const LogView& recovered, int64_t now_ms, 
   if (adopted == nullptr) {
     return absl::Status(status.code(), absl::StrCat(status.message(), rejected_before));
   }
-  const bool adopted_current = adopted == &current;
   const History before_adoption = *adopted;
   std::vector<ModelBatch> batches;
   for (const ModelBatch& batch : adopted->batches) {
@@ -507,12 +552,34 @@ absl::Status LogModel::CheckRecovered(const LogView& recovered, int64_t now_ms, 
   log_end_offset_ = recovered.log_end_offset;
   log_start_offset_ = recovered.log_start_offset;
   durable_end_offset_ = durable_end;
+  if (undone_generation.has_value()) {
+    // The log came back as before that truncation: it and every later one were undone. They are
+    // neither pending any more nor cuts of the history, whose durable offsets they must no longer
+    // limit (CutAfter).
+    const uint64_t undone = *undone_generation;
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                  [undone](const PendingTruncation& pending) {
+                                    return pending.generation >= undone;
+                                  }),
+                   pending_.end());
+    truncations_.erase(std::remove_if(truncations_.begin(), truncations_.end(),
+                                      [undone](const Truncation& truncation) {
+                                        return truncation.generation >= undone;
+                                      }),
+                       truncations_.end());
+  }
   ++generation_;
   truncations_.push_back({generation_, log_end_offset_});
-  if (kind == RecoveryKind::kPowerLoss || !adopted_current) {
+  if (kind == RecoveryKind::kPowerLoss) {
+    // The medium holds what the crash left, durably: nothing earlier can come back.
     pending_.clear();
-  } else if (log_end_offset_ < before_adoption.end_offset) {
-    // The reopened log dropped a tail that is still in the page cache, and maybe on the medium.
+    return absl::OkStatus();
+  }
+  // A process restart makes nothing durable: the reopened log may have read a checkpoint (with a
+  // truncation bound) or a cut that is only in the page cache, and a later power loss may bring
+  // back what the medium still holds. So the truncations made before the adopted history stay
+  // pending, and a tail the reopened log dropped counts as one more.
+  if (log_end_offset_ < before_adoption.end_offset) {
     PendingTruncation pending;
     pending.generation = generation_;
     pending.offset = log_end_offset_;

@@ -196,12 +196,27 @@ class LogModel {
   // batches from the log start on are exactly the history's (compacted mode: a valid compaction).
   // Batches below the log start may be present (a segment not yet deleted), with the same content.
   absl::Status CheckLog(const LogView& actual, int64_t now_ms) const;
+  // Checks that compaction did its work, not only that it did no harm: for a live log (`actual`,
+  // which CheckLog accepts) on which cleaning rounds have run to completion with their offset maps
+  // fed, between them, from `covered_from_offset` to the log end (each round rewriting every
+  // segment from the log start to its map's end; log_cleaner.cc), at wall-clock time `now_ms` or
+  // later. Every record at or past the log start must then be gone whose key has a later record at
+  // or past max(covered_from_offset, log start), and so must every such latest record that is a
+  // tombstone older than now_ms - delete_retention_ms. Exempt: records of compressed batches, which
+  // compaction.h keeps whole when their rebuild, recompressed, comes out no smaller (and a later
+  // round whose map lacks the key then keeps them too). Compacted mode only; the message names the
+  // first record that should be gone.
+  absl::Status CheckCompactedAway(const LogView& actual, int64_t covered_from_offset,
+                                  int64_t now_ms) const;
   // Checks what a crash left (see the file comment) and, when it is acceptable, adopts it: the
   // history becomes the matching candidate's prefix up to the recovered end and the start becomes
   // the recovered start. After a power loss the medium holds what the crash left, so every pending
   // truncation is resolved. After a process restart the page cache survives and nothing new is
-  // durable: pending truncations stay, and a tail the reopened log dropped counts as one more
-  // pending truncation (a later power loss may bring it back). Nothing changes on error.
+  // durable: the reopened log may have read a checkpoint whose truncation bound is only in the page
+  // cache. So pending truncations stay (when the log came back as before one of them, that one and
+  // the later ones are undone, and the earlier ones stay), and a tail the reopened log dropped
+  // counts as one more pending truncation (a later power loss may bring it back). Nothing changes
+  // on error.
   absl::Status CheckRecovered(const LogView& recovered, int64_t now_ms, RecoveryKind kind);
   // Checks one Read() result. A request outside [log start, log end] must fail with kOutOfRange;
   // any other error is reported as such (the caller decides first whether an injected fault

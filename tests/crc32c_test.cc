@@ -7,34 +7,13 @@
 
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace runnel::storage {
 namespace {
 
-// The definition of CRC-32C, one bit at a time: slow, and too simple to share a bug with the
-// table-driven or hardware code.
-uint32_t BitwiseCrc32c(absl::string_view data) {
-  uint32_t crc = 0xFFFFFFFF;
-  for (char c : data) {
-    crc ^= static_cast<unsigned char>(c);
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78 : crc >> 1;
-  }
-  return ~crc;
-}
-
-// A small deterministic generator, so failures reproduce.
-uint64_t NextRandom(uint64_t& state) {
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return state;
-}
-
-std::string RandomBytes(uint64_t& state, size_t length) {
-  std::string bytes(length, '\0');
-  for (char& c : bytes) c = static_cast<char>(NextRandom(state));
-  return bytes;
-}
+using ::runnel::testing::BitwiseCrc32c;
+using ::runnel::testing::XorShift;
 
 // Each implementation, so that every vector test covers each one the CPU can run.
 struct Implementation {
@@ -80,8 +59,8 @@ TEST(Crc32cTest, KnownVectors) {
 // to 300 (covering every tail length of the 8-byte loops, several times over) at every start
 // alignment 0..7, by CRCing substrings of one buffer.
 TEST(Crc32cTest, ImplementationsAgreeOnEveryLengthAndAlignment) {
-  uint64_t state = 0x9E3779B97F4A7C15;
-  const std::string buffer = RandomBytes(state, 300 + 8);
+  XorShift random(0x9E3779B97F4A7C15);
+  const std::string buffer = random.Bytes(300 + 8);
   for (size_t start = 0; start < 8; ++start) {
     for (size_t length = 0; length <= 300; ++length) {
       const absl::string_view data = absl::string_view(buffer).substr(start, length);
@@ -98,9 +77,9 @@ TEST(Crc32cTest, ImplementationsAgreeOnEveryLengthAndAlignment) {
 // Checks that Extend composes: the CRC of a + b equals Extend(CRC(a), b) for every split point of
 // random messages, in every implementation, including splits at 0 and at the end.
 TEST(Crc32cTest, ExtendComposes) {
-  uint64_t state = 12345;
+  XorShift random(12345);
   for (size_t length : {0, 1, 7, 8, 9, 64, 257}) {
-    const std::string message = RandomBytes(state, length);
+    const std::string message = random.Bytes(length);
     const uint32_t whole = Crc32c(message);
     for (size_t split = 0; split <= length; ++split) {
       const absl::string_view first = absl::string_view(message).substr(0, split);
@@ -115,8 +94,8 @@ TEST(Crc32cTest, ExtendComposes) {
 
 // Checks a large buffer (1 MiB) the same way, so that long runs of the word loop are covered.
 TEST(Crc32cTest, LargeBufferMatchesReference) {
-  uint64_t state = 777;
-  const std::string data = RandomBytes(state, size_t{1} << 20);
+  XorShift random(777);
+  const std::string data = random.Bytes(size_t{1} << 20);
   const uint32_t expected = BitwiseCrc32c(data);
   EXPECT_EQ(Crc32cPortable(0, data), expected);
   EXPECT_EQ(Crc32c(data), expected);

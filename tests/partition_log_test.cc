@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "sim/sim_disk.h"
 #include "sim/simulator.h"
+#include "tests/test_util.h"
 
 namespace runnel::storage {
 namespace {
@@ -110,6 +113,32 @@ absl::StatusOr<std::vector<std::string>> ReadAll(PartitionLog& log) {
   return batches;
 }
 
+// Checks OffsetForTimestamp(t) for t in [t_from, t_to) by `t_step` against a brute force over the
+// batches a full read returns (so compacted batches, with their maxTimestamp recomputed, count as
+// stored): the first batch whose maxTimestamp reaches t, or the log start when that batch
+// straddles it; kNotFound when none does.
+void ExpectTimestampLookups(PartitionLog& log, int64_t t_from, int64_t t_to, int64_t t_step) {
+  absl::StatusOr<std::vector<std::string>> batches = ReadAll(log);
+  ASSERT_TRUE(batches.ok()) << batches.status();
+  for (int64_t t = t_from; t < t_to; t += t_step) {
+    std::optional<int64_t> want;
+    for (const std::string& batch : *batches) {
+      const BatchHeader header = Header(batch);
+      if (header.last_offset() >= log.log_start_offset() && header.max_timestamp >= t) {
+        want = std::max(header.base_offset, log.log_start_offset());
+        break;
+      }
+    }
+    absl::StatusOr<int64_t> found = log.OffsetForTimestamp(t);
+    if (want.has_value()) {
+      ASSERT_TRUE(found.ok()) << "t " << t << ": " << found.status();
+      EXPECT_EQ(*found, *want) << "t " << t;
+    } else {
+      EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound) << "t " << t;
+    }
+  }
+}
+
 // The node's program: the log and the Env it runs on.
 struct Host {
   explicit Host(Env& env_in) : env(env_in) {}
@@ -143,14 +172,18 @@ class SimLogTest : public ::testing::Test {
 
   ~SimLogTest() override { simulator_.CrashNode(node_, sim::CrashKind::kProcess); }
 
-  absl::Status Open(const LogConfig& config) {
+  // Opens the log in `directory` (the test's usual one by default) on the node's Env.
+  absl::Status Open(const LogConfig& config, absl::string_view directory = kDirectory) {
     absl::StatusOr<std::unique_ptr<PartitionLog>> log =
-        PartitionLog::Open(host_->env, kDirectory, config);
+        PartitionLog::Open(host_->env, std::string(directory), config);
     if (!log.ok()) return log.status();
     host_->log = *std::move(log);
     return absl::OkStatus();
   }
-  void OpenOrDie(const LogConfig& config) { ASSERT_TRUE(Open(config).ok()); }
+  void OpenOrDie(const LogConfig& config, absl::string_view directory = kDirectory) {
+    const absl::Status opened = Open(config, directory);
+    ASSERT_TRUE(opened.ok()) << opened;
+  }
 
   PartitionLog& log() { return *host_->log; }
   Env& env() { return host_->env; }
@@ -170,20 +203,34 @@ class SimLogTest : public ::testing::Test {
     simulator_.StartNode(node_);
   }
 
-  absl::Status WaitDurable(int64_t end_offset) {
+  // Runs the simulation until `start` (which registers a completion callback) has its callback
+  // called, for at most kWaitUs; `what` names the wait in the timeout error.
+  absl::Status RunUntilCalledBack(
+      absl::string_view what,
+      const std::function<void(absl::AnyInvocable<void(const absl::Status&)>)>& start) {
     auto result = std::make_shared<std::optional<absl::Status>>();
-    log().WhenDurable(end_offset, [result](const absl::Status& status) { *result = status; });
+    start([result](const absl::Status& status) { *result = status; });
     simulator_.RunUntilCondition([&] { return result->has_value(); }, simulator_.NowUs() + kWaitUs);
-    if (!result->has_value()) return absl::DeadlineExceededError("not durable in time");
+    if (!result->has_value()) return absl::DeadlineExceededError(absl::StrCat(what, " timed out"));
     return **result;
   }
-
+  absl::Status WaitDurable(int64_t end_offset) {
+    return RunUntilCalledBack(
+        "WhenDurable", [&](auto callback) { log().WhenDurable(end_offset, std::move(callback)); });
+  }
   absl::Status Close() {
-    auto result = std::make_shared<std::optional<absl::Status>>();
-    log().Close([result](const absl::Status& status) { *result = status; });
-    simulator_.RunUntilCondition([&] { return result->has_value(); }, simulator_.NowUs() + kWaitUs);
-    if (!result->has_value()) return absl::DeadlineExceededError("Close did not complete");
-    return **result;
+    return RunUntilCalledBack("Close", [&](auto callback) { log().Close(std::move(callback)); });
+  }
+
+  // Compaction steps: syncs (so that the recovery point, below which the cleaner works, follows
+  // the appends) and RunMaintenance() calls, with time for the cleaner's syncs and renames.
+  void CompactSteps(int steps = 20) {
+    for (int i = 0; i < steps; ++i) {
+      log().Flush();
+      RunFor(20'000);
+      log().RunMaintenance();
+      RunFor(50'000);
+    }
   }
 
   // Close() then a restart of the node, which reopens the log.
@@ -202,6 +249,9 @@ class SimLogTest : public ::testing::Test {
   }
 
   void RunFor(int64_t us) { simulator_.RunFor(us); }
+
+  void ExpectDamageFailsOpen(const LogConfig& config, int64_t base, uint64_t position,
+                             int64_t end_offset);
 
   // Flips one bit of a stored byte of a segment, as damage on the medium would.
   void FlipByte(int64_t base, uint64_t position) {
@@ -343,65 +393,28 @@ TEST_F(SimLogTest, ReadLimits) {
   std::vector<absl::string_view> batches = Split(*bytes);
   ASSERT_EQ(batches.size(), 3u);
   EXPECT_EQ(Header(batches.back()).base_offset, 4);
-  bytes = log().Read(3, 1 << 20, 3, true);
+  bytes = log().Read(2, 1 << 20, 3, true);
   ASSERT_TRUE(bytes.ok());
-  EXPECT_EQ(Split(*bytes).size(), 1u);  // the batch holding offset 3 starts at 2 < 3
-  bytes = log().Read(3, 1 << 20, 2, true);
-  ASSERT_TRUE(bytes.ok());
-  EXPECT_TRUE(bytes->empty());  // it starts at 2, not below 2
-  bytes = log().Read(4, 1 << 20, 4, true);
-  ASSERT_TRUE(bytes.ok());
-  EXPECT_TRUE(bytes->empty());
+  EXPECT_EQ(Split(*bytes).size(), 1u);  // [2,3] starts below 3 and straddles it
 }
 
 // OffsetForTimestamp finds the first batch whose max timestamp reaches T, across segments and
 // with timestamps that go up and down, compared with a brute-force answer for every T in range;
-// kNotFound past the largest timestamp.
+// kNotFound past the largest timestamp. The same after a restart (indexes from their files).
 TEST_F(SimLogTest, OffsetForTimestamp) {
   LogConfig config;
   config.segment_bytes = 3000;
   config.index_interval_bytes = 150;
   OpenOrDie(config);
-  struct Appended {
-    int64_t base;
-    int64_t max_timestamp;
-  };
-  std::vector<Appended> appended;
-  uint64_t state = 12345;
+  testing::XorShift random(12345);
   for (int i = 0; i < 120; ++i) {
-    state = state * 6364136223846793005u + 1442695040888963407u;
-    const int64_t timestamp = 10'000 + i * 10 + static_cast<int64_t>((state >> 33) % 400) - 200;
-    const std::string batch = ValuesBatch(1 + i % 3, 30, i, timestamp);
-    AppendInfo info = Append(batch);
-    appended.push_back({info.base_offset, Header(batch).max_timestamp});
+    const int64_t timestamp = 10'000 + i * 10 + static_cast<int64_t>(random.Below(400)) - 200;
+    Append(ValuesBatch(1 + i % 3, 30, i, timestamp));
   }
   ASSERT_GT(log().segment_count(), 3u);
-  auto expected = [&](int64_t t) -> std::optional<int64_t> {
-    for (const Appended& batch : appended) {
-      if (batch.max_timestamp >= t) return batch.base;
-    }
-    return std::nullopt;
-  };
-  for (int64_t t = 9'000; t < 12'000; t += 7) {
-    absl::StatusOr<int64_t> found = log().OffsetForTimestamp(t);
-    std::optional<int64_t> want = expected(t);
-    if (want.has_value()) {
-      ASSERT_TRUE(found.ok()) << t << ": " << found.status();
-      EXPECT_EQ(*found, *want) << t;
-    } else {
-      EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound) << t;
-    }
-  }
-  // After a restart (indexes from their files) the answers are the same.
+  ExpectTimestampLookups(log(), 9'000, 12'000, 7);
   CleanRestart(config);
-  for (int64_t t = 9'000; t < 12'000; t += 37) {
-    absl::StatusOr<int64_t> found = log().OffsetForTimestamp(t);
-    std::optional<int64_t> want = expected(t);
-    if (want.has_value()) {
-      ASSERT_TRUE(found.ok()) << t;
-      EXPECT_EQ(*found, *want) << t;
-    }
-  }
+  ExpectTimestampLookups(log(), 9'000, 12'000, 37);
 }
 
 // Group commit: 300 appends made back to back, each with a WhenDurable, share a handful of syncs;
@@ -470,47 +483,55 @@ TEST_F(SimLogTest, IntervalFlush) {
   EXPECT_EQ(log().durable_end_offset(), 1);
 }
 
-// Power loss in each loss mode, several times over: batches reported durable survive, and the
-// recovered log is a batch prefix of what was appended (every batch byte for byte).
-TEST_F(SimLogTest, PowerLossKeepsDurableBatchesInEveryMode) {
+// The simulated-disk tests that run once per crash loss mode.
+class SimLogLossModeTest : public SimLogTest,
+                           public ::testing::WithParamInterface<sim::CrashLossMode> {};
+
+INSTANTIATE_TEST_SUITE_P(EveryLossMode, SimLogLossModeTest,
+                         ::testing::Values(sim::CrashLossMode::kLoseAll,
+                                           sim::CrashLossMode::kPrefix, sim::CrashLossMode::kTorn),
+                         [](const ::testing::TestParamInfo<sim::CrashLossMode>& info) {
+                           return std::string(sim::CrashLossModeName(info.param));
+                         });
+
+// Power loss in the mode under test, several times over: batches reported durable survive, and
+// the recovered log is a batch prefix of what was appended (every batch byte for byte).
+TEST_P(SimLogLossModeTest, PowerLossKeepsDurableBatches) {
   LogConfig config;
   config.segment_bytes = 3000;
-  for (sim::CrashLossMode mode :
-       {sim::CrashLossMode::kLoseAll, sim::CrashLossMode::kPrefix, sim::CrashLossMode::kTorn}) {
-    for (int round = 0; round < 8; ++round) {
-      SCOPED_TRACE(absl::StrCat(sim::CrashLossModeName(mode), " round ", round));
-      OpenOrDie(config);
-      absl::StatusOr<std::vector<std::string>> before = ReadAll(log());
-      ASSERT_TRUE(before.ok());
-      std::vector<std::string> appended = *before;
-      for (int i = 0; i < 10 + round; ++i) {
-        const std::string batch = ValuesBatch(1 + i % 3, 40 + 13 * round, i);
-        AppendInfo info = Append(batch, round + 1);
-        appended.push_back(Stored(batch, info.base_offset, round + 1));
-      }
-      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
-      const size_t durable_batches = appended.size();
-      // More appends, some with their syncs in flight when the power goes.
-      for (int i = 0; i < 15; ++i) {
-        const std::string batch = ValuesBatch(2, 300, 100 + i);
-        AppendInfo info = Append(batch, round + 1);
-        appended.push_back(Stored(batch, info.base_offset, round + 1));
-        RunFor(137 * (round + 1));
-      }
-      PowerLoss(mode);
-      OpenOrDie(config);
-      absl::StatusOr<std::vector<std::string>> recovered = ReadAll(log());
-      ASSERT_TRUE(recovered.ok()) << recovered.status();
-      ASSERT_GE(recovered->size(), durable_batches);
-      ASSERT_LE(recovered->size(), appended.size());
-      for (size_t i = 0; i < recovered->size(); ++i) {
-        ASSERT_EQ((*recovered)[i], appended[i]) << "batch " << i;
-      }
-      EXPECT_EQ(log().log_end_offset(),
-                recovered->empty() ? 0 : Header(recovered->back()).last_offset() + 1);
-      RunFor(100'000);
-      host_->log.reset();
+  for (int round = 0; round < 8; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    OpenOrDie(config);
+    absl::StatusOr<std::vector<std::string>> before = ReadAll(log());
+    ASSERT_TRUE(before.ok());
+    std::vector<std::string> appended = *before;
+    for (int i = 0; i < 10 + round; ++i) {
+      const std::string batch = ValuesBatch(1 + i % 3, 40 + 13 * round, i);
+      AppendInfo info = Append(batch, round + 1);
+      appended.push_back(Stored(batch, info.base_offset, round + 1));
     }
+    ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+    const size_t durable_batches = appended.size();
+    // More appends, some with their syncs in flight when the power goes.
+    for (int i = 0; i < 15; ++i) {
+      const std::string batch = ValuesBatch(2, 300, 100 + i);
+      AppendInfo info = Append(batch, round + 1);
+      appended.push_back(Stored(batch, info.base_offset, round + 1));
+      RunFor(137 * (round + 1));
+    }
+    PowerLoss(GetParam());
+    OpenOrDie(config);
+    absl::StatusOr<std::vector<std::string>> recovered = ReadAll(log());
+    ASSERT_TRUE(recovered.ok()) << recovered.status();
+    ASSERT_GE(recovered->size(), durable_batches);
+    ASSERT_LE(recovered->size(), appended.size());
+    for (size_t i = 0; i < recovered->size(); ++i) {
+      ASSERT_EQ((*recovered)[i], appended[i]) << "batch " << i;
+    }
+    EXPECT_EQ(log().log_end_offset(),
+              recovered->empty() ? 0 : Header(recovered->back()).last_offset() + 1);
+    RunFor(100'000);
+    host_->log.reset();
   }
 }
 
@@ -547,9 +568,29 @@ TEST_F(SimLogTest, TornTailIsCut) {
   EXPECT_EQ(log().stats().recovery_truncated_bytes, 0u);
 }
 
-// Damage below the recovery point fails Open with kDataLoss naming the segment file and byte, and
-// deletes nothing: here in the last segment, below the recovery point a clean Close() recorded
-// (the segment holding the recovery point is scanned from its start).
+// Damage on the medium that recovery must not cut as a torn tail: `base`'s segment gets one bit
+// flipped at `position`, then the process restarts. Open() must fail with kDataLoss naming the
+// segment file and byte, and delete nothing; once the bit is flipped back, Open() succeeds with the
+// log ending at `end_offset`.
+void SimLogTest::ExpectDamageFailsOpen(const LogConfig& config, int64_t base, uint64_t position,
+                                       int64_t end_offset) {
+  const std::vector<int64_t> bases = SegmentBases();
+  host_->log.reset();
+  FlipByte(base, position);
+  ProcessCrash();
+  absl::Status opened = Open(config);
+  EXPECT_EQ(opened.code(), absl::StatusCode::kDataLoss) << opened;
+  EXPECT_THAT(opened.message(), HasSubstr(SegmentPath(base)));
+  EXPECT_THAT(opened.message(), HasSubstr("byte"));
+  EXPECT_EQ(SegmentBases(), bases);  // nothing deleted
+  FlipByte(base, position);          // repaired
+  ProcessCrash();
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), end_offset);
+}
+
+// Damage below the recovery point fails Open(): here in the last segment, below the recovery point
+// a clean Close() recorded (the segment holding the recovery point is scanned from its start).
 TEST_F(SimLogTest, DamageBelowTheRecoveryPointFailsOpen) {
   LogConfig config;
   OpenOrDie(config);
@@ -557,22 +598,11 @@ TEST_F(SimLogTest, DamageBelowTheRecoveryPointFailsOpen) {
   CleanRestart(config);  // the recovery point is now the log end
   for (int i = 0; i < 3; ++i) Append(ValuesBatch(2, 60, 100 + i));
   ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
-  host_->log.reset();
-  FlipByte(0, 100);
-  ProcessCrash();
-  absl::Status opened = Open(config);
-  EXPECT_EQ(opened.code(), absl::StatusCode::kDataLoss) << opened;
-  EXPECT_THAT(opened.message(), HasSubstr(SegmentPath(0)));
-  EXPECT_THAT(opened.message(), HasSubstr("byte"));
-  EXPECT_EQ(SegmentBases(), std::vector<int64_t>{0});  // nothing deleted
-  FlipByte(0, 100);                                    // repaired
-  ProcessCrash();
-  OpenOrDie(config);
-  EXPECT_EQ(log().log_end_offset(), 86);
+  ExpectDamageFailsOpen(config, 0, 100, 86);
 }
 
 // The same for an old segment whose index file is missing, so that Open() must scan it: damage in
-// its middle fails Open() and deletes nothing.
+// its middle fails Open().
 TEST_F(SimLogTest, DamageInAnOldSegmentFailsOpen) {
   LogConfig config;
   config.segment_bytes = 2000;
@@ -581,19 +611,9 @@ TEST_F(SimLogTest, DamageInAnOldSegmentFailsOpen) {
   ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
   const std::vector<int64_t> bases = SegmentBases();
   ASSERT_GT(bases.size(), 3u);
-  host_->log.reset();
   ASSERT_TRUE(
       env().disk().Remove(absl::StrCat(kDirectory, "/", SegmentStem(bases[1]), ".index")).ok());
-  FlipByte(bases[1], 500);
-  ProcessCrash();
-  absl::Status opened = Open(config);
-  EXPECT_EQ(opened.code(), absl::StatusCode::kDataLoss) << opened;
-  EXPECT_THAT(opened.message(), HasSubstr(SegmentPath(bases[1])));
-  EXPECT_EQ(SegmentBases(), bases);
-  FlipByte(bases[1], 500);
-  ProcessCrash();
-  OpenOrDie(config);
-  EXPECT_EQ(log().log_end_offset(), 80);
+  ExpectDamageFailsOpen(config, bases[1], 500, 80);
 }
 
 // Reads verify every batch: damage in a stored batch is reported as kDataLoss naming the file and
@@ -674,6 +694,48 @@ TEST_F(SimLogTest, MissingOrGarbageIndexFilesAreRebuilt) {
       ReadWholeFile(env().disk(), path(bases[0], ".index"), 1 << 20);
   ASSERT_TRUE(rebuilt.ok());
   EXPECT_GT(rebuilt->size(), 0u);
+}
+
+// Index files a crashed incarnation wrote but never synced survive a process crash in the page
+// cache, where the reopened log finds them and adopts them. It must not count them durable: its
+// first cycle syncs the directory, which would make their names durable with contents that a power
+// loss then loses or tears (a torn time index passes the checks Open() makes, and misleads
+// OffsetForTimestamp). Here one incarnation rebuilds segment 0's index files and dies before
+// syncing them; once the next incarnation's first cycle is done, every index file on disk must be
+// durable as it is (the simulated disk tells what a power loss would leave).
+TEST_F(SimLogTest, IndexFilesFoundAfterAProcessCrashAreMadeDurable) {
+  LogConfig config;
+  config.segment_bytes = 600;
+  config.index_interval_bytes = 64;
+  OpenOrDie(config);
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 60, i, 1000 + i * 10));
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  RunFor(100'000);
+  const std::vector<int64_t> bases = SegmentBases();
+  ASSERT_GT(bases.size(), 3u);
+  auto path = [&](int64_t base, absl::string_view suffix) {
+    return absl::StrCat(kDirectory, "/", SegmentStem(base), suffix);
+  };
+  host_->log.reset();
+  ASSERT_TRUE(env().disk().Remove(path(bases[0], kOffsetIndexSuffix)).ok());
+  ProcessCrash();
+  OpenOrDie(config);  // rebuilds segment 0's index and writes its files; their sync is in flight
+  ProcessCrash();
+  OpenOrDie(config);
+  RunFor(100'000);
+  for (int64_t base : bases) {
+    if (base == bases.back()) break;  // the active segment has no index files
+    for (absl::string_view suffix : {kOffsetIndexSuffix, kTimeIndexSuffix}) {
+      absl::StatusOr<std::string> durable = disk().DurableContents(path(base, suffix));
+      absl::StatusOr<std::string> current = disk().VolatileContents(path(base, suffix));
+      ASSERT_TRUE(current.ok()) << path(base, suffix) << ": " << current.status();
+      ASSERT_TRUE(durable.ok()) << path(base, suffix) << ": " << durable.status();
+      EXPECT_EQ(*durable, *current) << path(base, suffix);
+    }
+  }
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  ExpectTimestampLookups(log(), 990, 1210, 3);
 }
 
 // A clean Close() lets Open() skip the scan: evidence is that damage written into the middle of
@@ -840,58 +902,61 @@ TEST_F(SimLogTest, TruncateToThenAppend) {
   EXPECT_EQ(log().log_end_offset(), 35);
 }
 
-// A truncation that is not durable yet: a power loss leaves the log as before it or as after it,
-// never a mix; after WhenDurable(log end) it is as after it, whatever happens.
-TEST_F(SimLogTest, TruncationIsCrashSafe) {
+// A truncation that is not durable yet: a power loss in the mode under test, at several moments
+// of the truncation's course, leaves the log as before it or as after it, never a mix.
+TEST_P(SimLogLossModeTest, TruncationIsCrashSafe) {
   LogConfig config;
   config.segment_bytes = 1200;
-  for (sim::CrashLossMode mode :
-       {sim::CrashLossMode::kLoseAll, sim::CrashLossMode::kPrefix, sim::CrashLossMode::kTorn}) {
-    for (int wait_us : {0, 300, 900, 2000, 5000}) {
-      SCOPED_TRACE(absl::StrCat(sim::CrashLossModeName(mode), " after ", wait_us, "us"));
-      OpenOrDie(config);
-      ASSERT_TRUE(log().TruncateTo(log().log_start_offset()).ok() ||
-                  log().log_start_offset() == log().log_end_offset());
-      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
-      std::vector<std::string> before;
-      const int64_t base = log().log_end_offset();
-      for (int i = 0; i < 20; ++i) {
-        const std::string batch = ValuesBatch(1, 80, i);
-        AppendInfo info = Append(batch);
-        before.push_back(Stored(batch, info.base_offset, 1));
-      }
-      ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
-      ASSERT_TRUE(log().TruncateTo(base + 5).ok());
-      std::vector<std::string> after(before.begin(), before.begin() + 5);
-      for (int i = 0; i < 3; ++i) {
-        const std::string batch = ValuesBatch(2, 30, 50 + i);
-        AppendInfo info = Append(batch);
-        after.push_back(Stored(batch, info.base_offset, 1));
-      }
-      RunFor(wait_us);
-      PowerLoss(mode);
-      OpenOrDie(config);
-      absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
-      ASSERT_TRUE(read.ok()) << read.status();
-      auto is_prefix = [&](const std::vector<std::string>& of) {
-        if (read->size() > of.size()) return false;
-        return std::equal(read->begin(), read->end(), of.begin());
-      };
-      // As before (all of it: it was durable) or as after (a prefix holding at least the kept
-      // part).
-      EXPECT_TRUE(*read == before || (read->size() >= 5 && is_prefix(after)));
-      host_->log.reset();
-      PowerLoss(sim::CrashLossMode::kLoseAll);
+  for (int wait_us : {0, 300, 900, 2000, 5000}) {
+    SCOPED_TRACE(absl::StrCat("power loss after ", wait_us, "us"));
+    OpenOrDie(config);
+    ASSERT_TRUE(log().TruncateTo(log().log_start_offset()).ok() ||
+                log().log_start_offset() == log().log_end_offset());
+    ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+    std::vector<std::string> before;
+    const int64_t base = log().log_end_offset();
+    for (int i = 0; i < 20; ++i) {
+      const std::string batch = ValuesBatch(1, 80, i);
+      AppendInfo info = Append(batch);
+      before.push_back(Stored(batch, info.base_offset, 1));
     }
+    ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+    ASSERT_TRUE(log().TruncateTo(base + 5).ok());
+    std::vector<std::string> after(before.begin(), before.begin() + 5);
+    for (int i = 0; i < 3; ++i) {
+      const std::string batch = ValuesBatch(2, 30, 50 + i);
+      AppendInfo info = Append(batch);
+      after.push_back(Stored(batch, info.base_offset, 1));
+    }
+    RunFor(wait_us);
+    PowerLoss(GetParam());
+    OpenOrDie(config);
+    absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+    ASSERT_TRUE(read.ok()) << read.status();
+    auto is_prefix = [&](const std::vector<std::string>& of) {
+      if (read->size() > of.size()) return false;
+      return std::equal(read->begin(), read->end(), of.begin());
+    };
+    // As before (all of it: it was durable) or as after (a prefix holding at least the kept part).
+    EXPECT_TRUE(*read == before || (read->size() >= 5 && is_prefix(after)));
+    host_->log.reset();
+    PowerLoss(sim::CrashLossMode::kLoseAll);
   }
-  // Durable truncation: WhenDurable(log end) after it completed.
+}
+
+// A truncation made durable (a WhenDurable(log end) registered after it completed) stays whatever
+// a power loss does.
+TEST_F(SimLogTest, DurableTruncationSurvivesPowerLoss) {
+  LogConfig config;
+  config.segment_bytes = 1200;
   OpenOrDie(config);
-  const int64_t end = log().log_end_offset();
-  ASSERT_TRUE(log().TruncateTo(log().log_start_offset()).ok() || end == log().log_start_offset());
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 80, i));
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  ASSERT_TRUE(log().TruncateTo(7).ok());
   ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
   PowerLoss(sim::CrashLossMode::kTorn);
   OpenOrDie(config);
-  EXPECT_EQ(log().log_end_offset(), log().log_start_offset());
+  EXPECT_EQ(log().log_end_offset(), 7);
 }
 
 // AdvanceLogStartOffset hides offsets below it at once, deletes whole segments below it, and the
@@ -1162,24 +1227,40 @@ TEST_F(SimLogTest, CloseMakesEverythingDurable) {
   EXPECT_EQ(log().stats().recovery_truncated_bytes, 0u);
 }
 
-// A Disk that flips one chosen bit the next time a read of one file covers a chosen byte, and an
-// Env that hands it out: bit flips in the header fields a batch's CRC does not cover.
+// A Disk that flips one chosen bit in a chosen read of one file (one that covers a chosen byte),
+// and an Env that hands it out: bit flips in the header fields a batch's CRC does not cover.
+struct PlannedFlip {
+  std::string path;
+  uint64_t position = 0;
+  uint8_t mask = 0;
+  // Reads of the byte to let through first, and the smallest read that counts (so that a flip can
+  // aim at a scan's large reads and skip the small re-reads that check them).
+  int skip_reads = 0;
+  size_t read_bytes_min = 0;
+};
+
 class FlippingFile final : public File {
  public:
-  FlippingFile(std::unique_ptr<File> inner, const std::string* flip_path,
-               std::optional<std::pair<uint64_t, uint8_t>>* flip)
-      : inner_(std::move(inner)), flip_path_(flip_path), flip_(flip) {}
+  FlippingFile(std::unique_ptr<File> inner, std::optional<PlannedFlip>* flip)
+      : inner_(std::move(inner)), flip_(flip) {}
   absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     return inner_->WriteAt(offset, data);
   }
   absl::StatusOr<uint64_t> Append(absl::string_view data) override { return inner_->Append(data); }
   absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> buffer) override {
     absl::StatusOr<size_t> read = inner_->ReadAt(offset, buffer);
-    if (read.ok() && flip_->has_value() && inner_->path() == *flip_path_ &&
-        (*flip_)->first >= offset && (*flip_)->first < offset + *read) {
-      buffer[(*flip_)->first - offset] ^= static_cast<char>((*flip_)->second);
-      flip_->reset();
+    if (!read.ok() || !flip_->has_value()) return read;
+    PlannedFlip& flip = **flip_;
+    if (inner_->path() != flip.path || flip.position < offset || flip.position >= offset + *read ||
+        *read < flip.read_bytes_min) {
+      return read;
     }
+    if (flip.skip_reads > 0) {
+      --flip.skip_reads;
+      return read;
+    }
+    buffer[flip.position - offset] ^= static_cast<char>(flip.mask);
+    flip_->reset();
     return read;
   }
   absl::StatusOr<uint64_t> Size() const override { return inner_->Size(); }
@@ -1189,8 +1270,7 @@ class FlippingFile final : public File {
 
  private:
   std::unique_ptr<File> inner_;
-  const std::string* flip_path_;
-  std::optional<std::pair<uint64_t, uint8_t>>* flip_;
+  std::optional<PlannedFlip>* flip_;
 };
 
 class FlippingDisk final : public Disk {
@@ -1198,15 +1278,15 @@ class FlippingDisk final : public Disk {
   explicit FlippingDisk(Disk& inner) : inner_(inner) {}
   // The next read of `path` that covers byte `position` has `mask` xored into it.
   void FlipNextRead(std::string path, uint64_t position, uint8_t mask) {
-    path_ = std::move(path);
-    flip_ = std::make_pair(position, mask);
+    Flip(PlannedFlip{.path = std::move(path), .position = position, .mask = mask});
   }
+  void Flip(PlannedFlip flip) { flip_ = std::move(flip); }
   bool flip_pending() const { return flip_.has_value(); }
 
   absl::StatusOr<std::unique_ptr<File>> Open(absl::string_view path, OpenMode mode) override {
     absl::StatusOr<std::unique_ptr<File>> file = inner_.Open(path, mode);
     if (!file.ok()) return file;
-    return std::unique_ptr<File>(std::make_unique<FlippingFile>(*std::move(file), &path_, &flip_));
+    return std::unique_ptr<File>(std::make_unique<FlippingFile>(*std::move(file), &flip_));
   }
   absl::Status CreateDirectory(absl::string_view path) override {
     return inner_.CreateDirectory(path);
@@ -1225,8 +1305,7 @@ class FlippingDisk final : public Disk {
 
  private:
   Disk& inner_;
-  std::string path_;
-  std::optional<std::pair<uint64_t, uint8_t>> flip_;
+  std::optional<PlannedFlip> flip_;
 };
 
 class FlippingEnv final : public Env {
@@ -1301,6 +1380,50 @@ TEST_F(SimLogTest, FlipsOutsideTheCrcAreNotServed) {
   host_->log.reset();
 }
 
+// The cleaner copies the batches it keeps, header included, into the compacted segment, where they
+// stay for good: a leader epoch (outside the CRC) flipped on the way from the disk must be read
+// again, not copied. Here segment 0 holds a batch of epoch 2 and then the first batch of epoch 3;
+// the cleaner's rewrite of segment 0 (its second large read of it, after the map's) sees that
+// epoch flipped to 2, which looks like no change at all; the compacted log must still hold epoch
+// 3 there.
+TEST_F(SimLogTest, FlipsOutsideTheCrcAreNotCompactedIn) {
+  FlippingEnv flipping(env());
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_ms = 1000;
+  config.min_cleanable_dirty_ratio = 0.01;
+  absl::StatusOr<std::unique_ptr<PartitionLog>> opened =
+      PartitionLog::Open(flipping, kDirectory, config);
+  ASSERT_TRUE(opened.ok());
+  host_->log = *std::move(opened);
+  const int64_t now_ms = env().clock().WallNowMs();
+  const std::string superseded = MakeBatch({{"key", std::string(100, 'a')}}, now_ms);
+  Append(superseded, 2);
+  Append(MakeBatch({{"unique", std::string(100, 'b')}}, now_ms), 3);  // epoch 3 begins
+  RunFor(1'100'000);
+  Append(MakeBatch({{"key", std::string(100, 'c')}}, now_ms), 3);  // segment 1
+  RunFor(1'100'000);
+  Append(MakeBatch({{"other", "d"}}, now_ms), 3);  // segment 2, the active one
+  ASSERT_EQ(log().segment_count(), 3u);
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  flipping.flipping_disk().Flip(PlannedFlip{.path = SegmentPath(0),
+                                            .position = superseded.size() + 15,
+                                            .mask = 1,
+                                            .skip_reads = 1,
+                                            .read_bytes_min = superseded.size() + 16});
+  CompactSteps();
+  EXPECT_FALSE(flipping.flipping_disk().flip_pending());
+  ASSERT_GT(log().stats().records_compacted_away, 0u);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::pair<int64_t, int32_t>> epochs;
+  for (const std::string& batch : *read) {
+    epochs.emplace_back(Header(batch).base_offset, Header(batch).partition_leader_epoch);
+  }
+  EXPECT_EQ(epochs, (std::vector<std::pair<int64_t, int32_t>>{{1, 3}, {2, 3}, {3, 3}}));
+  host_->log.reset();
+}
+
 // A truncation's bound is written only once what the truncation keeps is durable: a bound that
 // cut below data a crash can still lose would make recovery mistake the loss for a gap. Here the
 // data is appended while the open-time sync is in flight, the truncation follows at once, and
@@ -1357,6 +1480,574 @@ TEST_F(SimLogTest, ReopenDoesNotClaimUnsyncedDataDurable) {
   PowerLoss(sim::CrashLossMode::kLoseAll);
   OpenOrDie(config);
   EXPECT_EQ(log().log_end_offset(), 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Follower appends, transactions, configuration, lookups, limits and durability waits.
+
+// AppendAsFollower takes several batches in one call: they are stored with the offsets and leader
+// epochs they carry (nothing is restamped), AppendInfo spans them all, the next call continues at
+// the new log end, and everything reads back byte for byte, after a clean restart and after a
+// power loss too.
+TEST_F(SimLogTest, AppendAsFollowerTakesSeveralBatches) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  OpenOrDie(config);
+  const std::vector<std::string> first = {Stored(ValuesBatch(3, 40, 1), 0, 4),
+                                          Stored(ValuesBatch(2, 40, 2), 3, 4),
+                                          Stored(ValuesBatch(1, 40, 3), 5, 5)};
+  absl::StatusOr<AppendInfo> info = log().AppendAsFollower(first[0] + first[1] + first[2]);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->base_offset, 0);
+  EXPECT_EQ(info->last_offset, 5);
+  EXPECT_EQ(info->log_append_time_ms, -1);
+  EXPECT_EQ(info->log_start_offset, 0);
+  EXPECT_EQ(log().log_end_offset(), 6);
+  const std::vector<std::string> second = {Stored(ValuesBatch(2, 300, 4), 6, 5),
+                                           Stored(ValuesBatch(4, 300, 5), 8, 6)};
+  info = log().AppendAsFollower(second[0] + second[1]);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->base_offset, 6);
+  EXPECT_EQ(info->last_offset, 11);
+  EXPECT_EQ(log().stats().batches_appended, 5u);
+  std::vector<std::string> expected = first;
+  expected.insert(expected.end(), second.begin(), second.end());
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, expected);
+  CleanRestart(config);
+  read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, expected);
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, expected);
+}
+
+// A follower append is all or nothing: a call whose first batch does not start at the log end
+// (a gap, or going back), or with a later batch that does not start past the one before it, or
+// with a corrupt or partial batch after valid ones, is refused and appends nothing; the same
+// valid batches alone are then accepted at the same offsets.
+TEST_F(SimLogTest, FollowerAppendIsAllOrNothing) {
+  OpenOrDie(LogConfig{});
+  Append(ValuesBatch(2, 10, 1));  // [0, 1]
+  const std::string two = ValuesBatch(2, 10, 2);
+  std::string corrupt = Stored(two, 6, 1);
+  corrupt[corrupt.size() - 3] ^= 1;
+  const struct {
+    const char* what;
+    std::string bytes;
+    absl::StatusCode code;
+  } cases[] = {
+      {"a gap before the first batch", Stored(two, 3, 1), absl::StatusCode::kInvalidArgument},
+      {"a first batch below the log end", Stored(two, 1, 1), absl::StatusCode::kInvalidArgument},
+      {"a batch overlapping the one before", Stored(two, 2, 1) + Stored(two, 3, 1),
+       absl::StatusCode::kInvalidArgument},
+      {"a batch at the base of the one before", Stored(two, 2, 1) + Stored(two, 2, 1),
+       absl::StatusCode::kInvalidArgument},
+      {"a batch going back", Stored(two, 2, 1) + Stored(two, 6, 1) + Stored(two, 4, 1),
+       absl::StatusCode::kInvalidArgument},
+      {"a corrupt batch after valid ones", Stored(two, 2, 1) + Stored(two, 4, 1) + corrupt,
+       absl::StatusCode::kDataLoss},
+      {"a partial batch after a valid one", Stored(two, 2, 1) + two.substr(0, 30),
+       absl::StatusCode::kInvalidArgument},
+      {"no batch at all", "", absl::StatusCode::kInvalidArgument},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(log().AppendAsFollower(c.bytes).status().code(), c.code);
+    EXPECT_EQ(log().log_end_offset(), 2);
+    EXPECT_EQ(log().stats().batches_appended, 1u);
+    absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+    ASSERT_TRUE(read.ok());
+    EXPECT_EQ(read->size(), 1u);
+  }
+  absl::StatusOr<AppendInfo> info =
+      log().AppendAsFollower(Stored(two, 2, 1) + Stored(two, 4, 1) + Stored(two, 6, 1));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->last_offset, 7);
+}
+
+// Producer metadata for the transactional batches below.
+constexpr int64_t kProducerId = 77;
+constexpr int16_t kProducerEpoch = 3;
+
+// A transactional batch of keyed records of producer kProducerId.
+std::string TransactionalBatch(const std::vector<KeyValue>& records, int32_t base_sequence,
+                               int64_t timestamp_ms) {
+  std::vector<Record> built;
+  for (size_t i = 0; i < records.size(); ++i) {
+    built.push_back(Record{.timestamp_delta = static_cast<int64_t>(i),
+                           .offset_delta = static_cast<int32_t>(i),
+                           .key = records[i].key,
+                           .value = records[i].value});
+  }
+  absl::StatusOr<std::string> batch = BuildBatch(BatchBuildOptions{.transactional = true,
+                                                                   .base_timestamp = timestamp_ms,
+                                                                   .producer_id = kProducerId,
+                                                                   .producer_epoch = kProducerEpoch,
+                                                                   .base_sequence = base_sequence},
+                                                 built);
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  return *batch;
+}
+
+// Kafka's control record key for a transaction marker: version 0, type (0 abort, 1 commit).
+std::string MarkerKey(bool commit) { return std::string{0, 0, 0, commit ? '\1' : '\0'}; }
+
+// A control batch holding one transaction marker of producer kProducerId (attributes bits 4 and
+// 5), with Kafka's layout: the key above, a value of version 0 and coordinator epoch 5.
+std::string MarkerBatch(bool commit, int64_t timestamp_ms) {
+  absl::StatusOr<std::string> batch =
+      BuildBatch(BatchBuildOptions{.transactional = true,
+                                   .control = true,
+                                   .base_timestamp = timestamp_ms,
+                                   .producer_id = kProducerId,
+                                   .producer_epoch = kProducerEpoch},
+                 {Record{.key = MarkerKey(commit), .value = std::string{0, 0, 0, 0, 0, 5}}});
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  return *batch;
+}
+
+// Transactional batches and control batches (transaction markers) are stored and served exactly
+// as sent, attributes, producer id, epoch and sequence included, whether appended as leader or as
+// follower, and so they stay across a restart that scans them (a power loss).
+TEST_F(SimLogTest, TransactionalAndControlBatchesAreStoredUnchanged) {
+  OpenOrDie(LogConfig{});
+  std::vector<std::string> expected;
+  const std::vector<std::string> leader_batches = {
+      TransactionalBatch({{"a", "1"}, {"b", "2"}}, 0, 1000), MarkerBatch(true, 1001),
+      ValuesBatch(1, 10, 1), TransactionalBatch({{"a", "3"}}, 2, 1002), MarkerBatch(false, 1003)};
+  for (const std::string& batch : leader_batches) {
+    AppendInfo info = Append(batch, 2);
+    expected.push_back(Stored(batch, info.base_offset, 2));
+  }
+  const int64_t end = log().log_end_offset();
+  const std::string follower = Stored(TransactionalBatch({{"c", "4"}}, 3, 1004), end, 3) +
+                               Stored(MarkerBatch(true, 1005), end + 1, 3);
+  ASSERT_TRUE(log().AppendAsFollower(follower).ok());
+  for (absl::string_view batch : Split(follower)) expected.emplace_back(batch);
+  auto check = [&] {
+    absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_EQ(*read, expected);
+    const BatchHeader marker = Header((*read)[1]);
+    EXPECT_TRUE(marker.control());
+    EXPECT_TRUE(marker.transactional());
+    EXPECT_EQ(marker.producer_id, kProducerId);
+    EXPECT_EQ(marker.producer_epoch, kProducerEpoch);
+    const BatchHeader data = Header((*read)[3]);
+    EXPECT_TRUE(data.transactional());
+    EXPECT_FALSE(data.control());
+    EXPECT_EQ(data.base_sequence, 2);
+  };
+  check();
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  PowerLoss(sim::CrashLossMode::kLoseAll);
+  OpenOrDie(LogConfig{});
+  check();
+}
+
+// Compaction and transactions: records of transactional batches are compacted like any others
+// (aborted ones included, as compaction.h says), the batches that survive keep their attributes
+// and producer fields, and control batches are kept byte for byte at their offsets, even when a
+// later data record carries the same key bytes as their marker (control records are not keys).
+TEST_F(SimLogTest, CompactionKeepsControlBatchesAndTransactionalAttributes) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_bytes = 700;
+  config.min_cleanable_dirty_ratio = 0.01;
+  OpenOrDie(config);
+  const int64_t now_ms = env().clock().WallNowMs();
+  KeyedHistory history;
+  std::map<int64_t, std::string> markers;  // base offset -> stored control batch
+  int32_t sequence = 0;
+  for (int round = 0; round < 6; ++round) {
+    std::vector<KeyValue> records;
+    for (int key = 0; key < 3; ++key) {
+      records.push_back(
+          KeyValue{absl::StrCat("key-", key), absl::StrCat("round-", round, std::string(30, 'v'))});
+    }
+    const std::string data = TransactionalBatch(records, sequence, now_ms);
+    sequence += static_cast<int32_t>(records.size());
+    Append(data);
+    for (const KeyValue& record : records) history.records.emplace_back(*record.key, record.value);
+    const std::string marker = MarkerBatch(round % 2 == 0, now_ms);
+    AppendInfo info = Append(marker);
+    markers[info.base_offset] = Stored(marker, info.base_offset, 1);
+    history.records.emplace_back(MarkerKey(round % 2 == 0), std::string{0, 0, 0, 0, 0, 5});
+  }
+  // A data record whose key equals a commit marker's key, then more data so that it is sealed.
+  Append(MakeBatch({KeyValue{MarkerKey(true), "not a marker"}}, now_ms));
+  history.records.emplace_back(MarkerKey(true), "not a marker");
+  for (int key = 0; key < 3; ++key) {
+    Append(MakeBatch({KeyValue{absl::StrCat("key-", key), "last"}}, now_ms));
+    history.records.emplace_back(absl::StrCat("key-", key), "last");
+  }
+  CompactSteps();
+  EXPECT_GT(log().stats().compactions, 0u);
+  EXPECT_GT(log().stats().records_compacted_away, 0u);
+  CheckCompacted(log(), history, /*expect_removed=*/true);
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::map<int64_t, std::string> markers_read;
+  for (const std::string& batch : *read) {
+    const BatchHeader header = Header(batch);
+    if (header.control()) {
+      markers_read[header.base_offset] = batch;
+    } else if (header.producer_id == kProducerId) {
+      EXPECT_TRUE(header.transactional()) << header.base_offset;
+      EXPECT_EQ(header.producer_epoch, kProducerEpoch) << header.base_offset;
+    }
+  }
+  EXPECT_EQ(markers_read, markers);
+}
+
+// UpdateConfig changes take effect where the log applies them: a switch of flush policy from
+// never to interval syncs what is waiting within flush.ms, and to always at once; segment.bytes at
+// the next append; retention at the next RunMaintenance() (not before); a switch to
+// cleanup.policy compact at the next RunMaintenance() (compaction starts), and a switch back to
+// delete stops it.
+TEST_F(SimLogTest, UpdateConfigTakesEffect) {
+  LogConfig config;
+  config.retention_ms = -1;
+  config.flush_policy = FlushPolicy::kNever;
+  OpenOrDie(config);
+  KeyedHistory history;
+  AppendKeyed(log(), history, 4, 3, env().clock().WallNowMs());
+  EXPECT_EQ(log().segment_count(), 1u);
+  RunFor(100'000);
+  EXPECT_LT(log().durable_end_offset(), log().log_end_offset());
+  config.flush_policy = FlushPolicy::kInterval;
+  config.flush_interval_ms = 300;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  RunFor(200'000);
+  EXPECT_LT(log().durable_end_offset(), log().log_end_offset());
+  RunFor(200'000);
+  EXPECT_EQ(log().durable_end_offset(), log().log_end_offset());
+  config.flush_policy = FlushPolicy::kNever;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  AppendKeyed(log(), history, 4, 1, env().clock().WallNowMs());
+  RunFor(1'000'000);
+  EXPECT_LT(log().durable_end_offset(), log().log_end_offset());
+  config.flush_policy = FlushPolicy::kAlways;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  RunFor(100'000);
+  EXPECT_EQ(log().durable_end_offset(), log().log_end_offset());
+
+  config.segment_bytes = 500;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  EXPECT_EQ(log().config().segment_bytes, 500u);
+  AppendKeyed(log(), history, 4, 6, env().clock().WallNowMs());
+  EXPECT_GT(log().segment_count(), 4u);
+  log().RunMaintenance();
+  EXPECT_EQ(log().log_start_offset(), 0);  // no retention yet
+
+  config.retention_bytes = 1500;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  EXPECT_EQ(log().log_start_offset(), 0);  // applied by RunMaintenance(), not by UpdateConfig()
+  log().RunMaintenance();
+  EXPECT_GT(log().log_start_offset(), 0);
+  EXPECT_GT(log().stats().segments_deleted, 0u);
+  EXPECT_LT(log().size_bytes(), 1500u + 500u);
+
+  config.retention_bytes = -1;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.min_cleanable_dirty_ratio = 0.01;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  EXPECT_EQ(log().stats().compactions, 0u);
+  CompactSteps();
+  EXPECT_GT(log().stats().compactions, 0u);
+
+  config.cleanup_policy = CleanupPolicy::kDelete;
+  ASSERT_TRUE(log().UpdateConfig(config).ok());
+  const uint64_t compactions = log().stats().compactions;
+  AppendKeyed(log(), history, 4, 6, env().clock().WallNowMs());
+  CompactSteps();
+  EXPECT_EQ(log().stats().compactions, compactions);
+}
+
+// One invalid LogConfig field and its name, for the test below.
+struct InvalidField {
+  const char* field;
+  void (*spoil)(LogConfig&);
+};
+
+class InvalidConfigTest : public SimLogTest, public ::testing::WithParamInterface<InvalidField> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    EachField, InvalidConfigTest,
+    ::testing::Values(
+        InvalidField{"segment_bytes", [](LogConfig& c) { c.segment_bytes = 10; }},
+        InvalidField{"segment_ms", [](LogConfig& c) { c.segment_ms = 0; }},
+        InvalidField{"retention_ms", [](LogConfig& c) { c.retention_ms = -2; }},
+        InvalidField{"retention_bytes", [](LogConfig& c) { c.retention_bytes = -2; }},
+        InvalidField{"delete_retention_ms", [](LogConfig& c) { c.delete_retention_ms = -1; }},
+        InvalidField{"min_cleanable_dirty_ratio",
+                     [](LogConfig& c) { c.min_cleanable_dirty_ratio = 1.5; }},
+        InvalidField{"flush_interval_ms", [](LogConfig& c) { c.flush_interval_ms = 0; }},
+        InvalidField{"max_message_bytes", [](LogConfig& c) { c.max_message_bytes = 10; }}),
+    [](const ::testing::TestParamInfo<InvalidField>& info) { return info.param.field; });
+
+// An invalid value of the field under test is refused by UpdateConfig with kInvalidArgument naming
+// the field, and the log keeps its old configuration (checked through config() and by the log
+// still working); Open() refuses the same configuration.
+TEST_P(InvalidConfigTest, IsRefusedAndTheOldConfigKept) {
+  LogConfig config;
+  config.segment_bytes = 5000;
+  OpenOrDie(config);
+  LogConfig bad = config;
+  GetParam().spoil(bad);
+  const absl::Status updated = log().UpdateConfig(bad);
+  EXPECT_EQ(updated.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(updated.message(), HasSubstr(GetParam().field));
+  EXPECT_EQ(log().config().segment_bytes, 5000u);
+  EXPECT_EQ(log().config().segment_ms, config.segment_ms);
+  EXPECT_EQ(log().config().retention_ms, config.retention_ms);
+  EXPECT_EQ(log().config().retention_bytes, config.retention_bytes);
+  EXPECT_EQ(log().config().delete_retention_ms, config.delete_retention_ms);
+  EXPECT_EQ(log().config().min_cleanable_dirty_ratio, config.min_cleanable_dirty_ratio);
+  EXPECT_EQ(log().config().flush_interval_ms, config.flush_interval_ms);
+  EXPECT_EQ(log().config().max_message_bytes, config.max_message_bytes);
+  Append(ValuesBatch(1, 10, 1));
+  ASSERT_TRUE(WaitDurable(1).ok());
+  host_->log.reset();
+  const absl::Status opened = Open(bad);
+  EXPECT_EQ(opened.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(opened.message(), HasSubstr(GetParam().field));
+}
+
+// OffsetForTimestamp on a compacted log answers from what compaction left (batches that lost
+// records have their maxTimestamp recomputed): compared with a brute force over a full read, for
+// every timestamp in range, before and after a restart.
+TEST_F(SimLogTest, OffsetForTimestampOnACompactedLog) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_bytes = 800;
+  config.index_interval_bytes = 100;
+  config.min_cleanable_dirty_ratio = 0.01;
+  OpenOrDie(config);
+  for (int i = 0; i < 60; ++i) {
+    std::vector<KeyValue> records;
+    for (int k = 0; k < 3; ++k) {
+      records.push_back(KeyValue{absl::StrCat("key-", (i * 3 + k) % 7), std::string(20, 'v')});
+    }
+    Append(MakeBatch(records, 10'000 + i * 10));
+  }
+  CompactSteps();
+  ASSERT_GT(log().stats().records_compacted_away, 0u);
+  ExpectTimestampLookups(log(), 9'990, 10'650, 3);
+  CleanRestart(config);
+  ExpectTimestampLookups(log(), 9'990, 10'650, 3);
+}
+
+// OffsetForTimestamp after retention deleted the oldest segments: timestamps from before the log
+// start answer the log start (the first batch still there), the others as a brute force says.
+TEST_F(SimLogTest, OffsetForTimestampAfterRetention) {
+  LogConfig config;
+  config.segment_bytes = 1000;
+  config.retention_ms = 3'600'000;
+  OpenOrDie(config);
+  const int64_t now_ms = env().clock().WallNowMs();
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i, now_ms - 7'200'000 + i));
+  for (int i = 0; i < 20; ++i) Append(ValuesBatch(1, 100, i, now_ms - 60'000 + i * 10));
+  log().RunMaintenance();
+  const int64_t start = log().log_start_offset();
+  ASSERT_GT(start, 0);
+  absl::StatusOr<int64_t> oldest = log().OffsetForTimestamp(0);
+  ASSERT_TRUE(oldest.ok()) << oldest.status();
+  EXPECT_EQ(*oldest, start);
+  absl::StatusOr<int64_t> deleted = log().OffsetForTimestamp(now_ms - 7'200'000 + 1);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, start);
+  ExpectTimestampLookups(log(), now_ms - 7'200'010, now_ms - 7'199'980, 1);
+  ExpectTimestampLookups(log(), now_ms - 60'010, now_ms - 59'700, 3);
+}
+
+// A read at or past end_offset_max (the high watermark) returns nothing, as a Kafka fetch at the
+// high watermark does, even when the batch holding the offset starts below it; a read from below
+// it still gets the batch that straddles it.
+TEST_F(SimLogTest, ReadsAtOrPastEndOffsetMaxReturnNothing) {
+  OpenOrDie(LogConfig{});
+  for (int i = 0; i < 5; ++i) Append(ValuesBatch(2, 20, i));  // [0,1] [2,3] [4,5] [6,7] [8,9]
+  for (const auto& [offset, end_offset_max] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 0}, {2, 2}, {3, 2}, {3, 3}, {5, 4}, {9, 5}, {10, 10}, {10, 3}}) {
+    absl::StatusOr<std::string> bytes = log().Read(offset, 1 << 20, end_offset_max, true);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_TRUE(bytes->empty()) << "Read(" << offset << ", end_offset_max " << end_offset_max
+                                << ") returned " << Split(*bytes).size() << " batches";
+  }
+  absl::StatusOr<std::string> straddling = log().Read(2, 1 << 20, 3, true);
+  ASSERT_TRUE(straddling.ok());
+  ASSERT_EQ(Split(*straddling).size(), 1u);
+  EXPECT_EQ(Header(*straddling).base_offset, 2);
+}
+
+// TruncateTo below the offset compaction relied on (the clean offset) is refused with
+// kFailedPrecondition and changes nothing, also after a power loss (the checkpoint keeps the clean
+// offset); at or above it, where new appends went, it works.
+TEST_F(SimLogTest, TruncateBelowTheCleanOffsetIsRefused) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_bytes = 1000;
+  config.min_cleanable_dirty_ratio = 0.01;
+  OpenOrDie(config);
+  KeyedHistory history;
+  AppendKeyed(log(), history, 6, 6, env().clock().WallNowMs());
+  CompactSteps();
+  ASSERT_GT(log().stats().compactions, 0u);
+  // New batches, in the active segment: past anything compaction used.
+  const int64_t new_from = log().log_end_offset();
+  for (int i = 0; i < 3; ++i) Append(ValuesBatch(1, 10, i));
+  absl::StatusOr<std::vector<std::string>> before = ReadAll(log());
+  ASSERT_TRUE(before.ok());
+  auto expect_refused = [&] {
+    // The first two batches lie in the first segment, which the first round cleaned.
+    for (size_t i = 0; i < 2; ++i) {
+      const int64_t offset = Header((*before)[i]).base_offset;
+      const absl::Status truncated = log().TruncateTo(offset);
+      EXPECT_EQ(truncated.code(), absl::StatusCode::kFailedPrecondition) << offset;
+      EXPECT_THAT(truncated.message(), HasSubstr("compaction"));
+    }
+    EXPECT_EQ(log().log_end_offset(), new_from + 3);
+    absl::StatusOr<std::vector<std::string>> after = ReadAll(log());
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(*after, *before);
+  };
+  expect_refused();
+  ASSERT_TRUE(WaitDurable(log().log_end_offset()).ok());
+  PowerLoss(sim::CrashLossMode::kTorn);
+  OpenOrDie(config);
+  expect_refused();
+  ASSERT_TRUE(log().TruncateTo(new_from + 1).ok());
+  EXPECT_EQ(log().log_end_offset(), new_from + 1);
+}
+
+// WhenDurable and truncation: a wait for offsets a TruncateTo() removes gets kAborted, delivered
+// from a timer (never inside TruncateTo()), while a wait for offsets the truncation keeps (up to
+// the truncation point itself) still completes OK once they are durable; a wait past the log end,
+// the truncated offsets included once they are gone, gets kOutOfRange at once.
+TEST_F(SimLogTest, WhenDurableAndTruncation) {
+  OpenOrDie(LogConfig{.flush_policy = FlushPolicy::kNever});
+  for (int i = 0; i < 10; ++i) Append(ValuesBatch(1, 20, i));
+  std::map<int64_t, absl::Status> results;
+  for (int64_t end : {4, 5, 8, 10}) {
+    log().WhenDurable(end, [&results, end](const absl::Status& status) { results[end] = status; });
+  }
+  ASSERT_TRUE(log().TruncateTo(5).ok());
+  EXPECT_TRUE(results.empty());  // not from inside TruncateTo()
+  RunFor(1);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[8].code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(results[10].code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(results[8].message(), HasSubstr("truncated to 5"));
+  for (int64_t end : {6, 8, 11}) {
+    absl::Status past;
+    log().WhenDurable(end, [&past](const absl::Status& status) { past = status; });
+    EXPECT_EQ(past.code(), absl::StatusCode::kOutOfRange) << end;
+  }
+  log().Flush();
+  simulator_.RunUntilCondition([&] { return results.size() == 4; }, simulator_.NowUs() + kWaitUs);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[4].ok()) << results[4];
+  EXPECT_TRUE(results[5].ok()) << results[5];
+  EXPECT_EQ(log().durable_end_offset(), 5);
+}
+
+// A tombstone goes once it is older than delete.retention.ms when the compaction round that sees
+// it as its key's latest record runs, and takes every older record of its key with it; a tombstone
+// still younger than that stays (the older records of its key go).
+TEST_F(SimLogTest, TombstonesGoAfterDeleteRetention) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_ms = 1000;
+  config.delete_retention_ms = 60'000;
+  config.min_cleanable_dirty_ratio = 0.01;
+  for (const bool expired : {false, true}) {
+    SCOPED_TRACE(expired ? "expired" : "fresh");
+    OpenOrDie(config, expired ? "tombstones-expired" : "tombstones-fresh");
+    const int64_t now_ms = env().clock().WallNowMs();
+    Append(MakeBatch({{"gone", "1"}, {"kept", "2"}}, now_ms));
+    Append(MakeBatch({{"gone", std::nullopt}}, now_ms));
+    RunFor(1'100'000);
+    Append(MakeBatch({{"other", "3"}}, now_ms));  // rolls: the records above are sealed
+    if (expired) simulator_.clock(node_).JumpWallMs(config.delete_retention_ms + 1);
+    CompactSteps();
+    ASSERT_GT(log().stats().compactions, 0u);
+    std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> left;
+    absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+    ASSERT_TRUE(read.ok());
+    for (const std::string& batch : *read) {
+      absl::StatusOr<std::vector<Record>> records = DecodeRecords(batch);
+      ASSERT_TRUE(records.ok());
+      for (const Record& record : *records) left.emplace_back(record.key, record.value);
+    }
+    using Left = std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>>;
+    const Left want = expired ? Left{{"kept", "2"}, {"other", "3"}}
+                              : Left{{"kept", "2"}, {"gone", std::nullopt}, {"other", "3"}};
+    EXPECT_EQ(left, want);
+    host_->log.reset();
+  }
+}
+
+// The two metadata files are laid out exactly as log_checkpoint.h says: built here byte by byte
+// (the CRC by the reference CRC-32C) and compared with the encoders; decoding gives the values
+// back, and a flipped bit or a wrong size is kDataLoss.
+TEST(LogCheckpointTest, FormatsMatchTheirDescription) {
+  auto be = [](std::string& out, uint64_t value, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
+  };
+  LogCheckpoint checkpoint;
+  checkpoint.log_start_offset = 5;
+  checkpoint.recovery_point = 9;
+  checkpoint.truncation_bound = kNoOffset;
+  checkpoint.clean_offset = 7;
+  checkpoint.leader_epochs = {{0, 1}, {6, 3}};
+  std::string want;
+  be(want, 0x524E4C43, 4);
+  be(want, 1, 2);
+  be(want, 0, 2);
+  for (int64_t value : {int64_t{5}, int64_t{9}, int64_t{-1}, int64_t{7}}) {
+    be(want, static_cast<uint64_t>(value), 8);
+  }
+  be(want, 2, 4);
+  be(want, 0, 8);
+  be(want, 1, 4);
+  be(want, 6, 8);
+  be(want, 3, 4);
+  be(want, testing::BitwiseCrc32c(want), 4);
+  EXPECT_EQ(EncodeLogCheckpoint(checkpoint), want);
+  absl::StatusOr<LogCheckpoint> decoded = DecodeLogCheckpoint(want);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, checkpoint);
+
+  CleanShutdownRecord record{.log_end_offset = 42,
+                             .last_segment_base_offset = 40,
+                             .last_segment_bytes = 300,
+                             .segment_count = 2};
+  std::string marker;
+  be(marker, 0x524E4C53, 4);
+  be(marker, 1, 2);
+  be(marker, 0, 2);
+  for (uint64_t value : {42, 40, 300, 2}) be(marker, value, 8);
+  be(marker, testing::BitwiseCrc32c(marker), 4);
+  ASSERT_EQ(marker.size(), kCleanShutdownBytes);
+  EXPECT_EQ(EncodeCleanShutdown(record), marker);
+  absl::StatusOr<CleanShutdownRecord> decoded_marker = DecodeCleanShutdown(marker);
+  ASSERT_TRUE(decoded_marker.ok()) << decoded_marker.status();
+  EXPECT_EQ(*decoded_marker, record);
+
+  for (std::string* bytes : {&want, &marker}) {
+    std::string flipped = *bytes;
+    flipped[20] ^= 4;
+    EXPECT_EQ(DecodeLogCheckpoint(flipped).status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(DecodeCleanShutdown(flipped).status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(DecodeLogCheckpoint(bytes->substr(1)).status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(DecodeCleanShutdown(*bytes + "x").status().code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-// RecordBatch v2: the codec against a batch written out byte by byte here (its CRC computed by this
-// file's own bit-at-a-time CRC-32C), every validation rule, compression, splitting, the in-place
-// rewrites, zigzag varints, and deterministic random properties (build/validate/decode agree;
-// mutated bytes never crash the decoder and CRC damage is always caught).
+// RecordBatch v2: the codec against a batch written out byte by byte here (its CRC computed by the
+// bit-at-a-time reference CRC-32C of tests/test_util.h), every validation rule, compression,
+// splitting, the in-place rewrites, zigzag varints, and deterministic random properties
+// (build/validate/decode agree; mutated bytes never crash the decoder and CRC damage is always
+// caught).
 #include "broker/storage/record_batch.h"
 
 #include <cstdint>
@@ -15,20 +16,15 @@
 #include "absl/strings/string_view.h"
 #include "broker/common/varint.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace runnel::storage {
 namespace {
 
 // --- Independent helpers: nothing here calls the code under test. ---
 
-uint32_t BitwiseCrc32c(absl::string_view data) {
-  uint32_t crc = 0xFFFFFFFF;
-  for (char c : data) {
-    crc ^= static_cast<unsigned char>(c);
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78 : crc >> 1;
-  }
-  return ~crc;
-}
+using ::runnel::testing::BitwiseCrc32c;
+using ::runnel::testing::XorShift;
 
 void PutBigEndian(std::string& bytes, size_t offset, uint64_t value, size_t width) {
   for (size_t i = 0; i < width; ++i) {
@@ -56,24 +52,6 @@ void FixLengthAndCrc(std::string& batch) {
 std::string Bytes(std::initializer_list<uint8_t> bytes) {
   return std::string(bytes.begin(), bytes.end());
 }
-
-// A small deterministic generator (xorshift64), so every failure reproduces.
-struct XorShift {
-  uint64_t state;
-  uint64_t Next() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  }
-  uint64_t Below(uint64_t bound) { return Next() % bound; }
-  bool OneIn(uint64_t n) { return Below(n) == 0; }
-  std::string String(size_t length_max) {
-    std::string bytes(Below(length_max + 1), '\0');
-    for (char& c : bytes) c = static_cast<char>(Next());
-    return bytes;
-  }
-};
 
 constexpr int64_t kBaseTimestampMs = 1700000000000;  // 0x0000018BCFE56800
 
@@ -330,6 +308,7 @@ TEST(RecordBatchTest, BadCrcIsDataLoss) {
   EXPECT_TRUE(absl::StrContains(status.message(), "CRC")) << status;
 }
 
+// Checks that every magic byte but 2 is refused, by validation and by decoding alike.
 TEST(RecordBatchTest, BadMagicIsRejected) {
   for (uint8_t magic : {0, 1, 3, 0xff}) {
     std::string batch = HandBuiltBatch();
@@ -370,6 +349,8 @@ TEST(RecordBatchTest, BadLengthIsRejected) {
   ExpectInvalid(Validate(bytes_beyond_length), "batch holds 96 bytes");
 }
 
+// Checks that the compression codecs 5 to 7 (no such codec) are refused, with or without the
+// records checked, and by decoding.
 TEST(RecordBatchTest, UnknownCodecIsRejected) {
   for (uint8_t codec = 5; codec <= 7; ++codec) {
     std::string batch = HandBuiltBatch();
@@ -438,6 +419,8 @@ TEST(RecordBatchTest, OffsetDeltasMustCountFromZero) {
   ExpectInvalid(Validate(starts_at_one), "record 0 has offsetDelta 1");
 }
 
+// Checks that lastOffsetDelta must match the last record's offset delta when the records are
+// checked, and is left alone when only the header is.
 TEST(RecordBatchTest, LastOffsetDeltaMismatchIsRejected) {
   for (int32_t last_offset_delta : {-1, 0, 1, 3, 1000}) {
     std::string batch = HandBuiltBatch();
@@ -628,6 +611,8 @@ TEST(RecordBatchTest, SplitBatchesWithRemainder) {
   EXPECT_EQ(remainder, 0u);
 }
 
+// Checks that splitting stops with kInvalidArgument, naming the byte position and the bad field,
+// at a batch whose header says a length smaller than a header.
 TEST(RecordBatchTest, SplitBatchesRejectsUnreadableHeader) {
   std::string bad = HandBuiltBatch();
   PutBigEndian(bad, kBatchLengthOffset, 10, 4);

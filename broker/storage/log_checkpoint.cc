@@ -15,18 +15,28 @@ constexpr uint32_t kCleanShutdownMagic = 0x524E4C53;  // "RNLS"
 constexpr uint16_t kVersion = 1;
 constexpr size_t kPreambleBytes = 8;
 constexpr size_t kCrcBytes = 4;
+// Where the checkpoint's u32 leader epoch count lies: after the preamble and four i64 offsets.
+constexpr size_t kEpochCountPosition = kPreambleBytes + 4 * 8;
+constexpr size_t kEpochCountBytes = 4;
+static_assert(kEpochCountPosition + kEpochCountBytes + kCrcBytes == kLogCheckpointFixedBytes);
 
-void AppendPreamble(std::string& out, uint32_t magic) {
+// A metadata file whose payload is `body`: the preamble (magic, version, zero), the body, then the
+// CRC-32C of everything before it. Both files are laid out this way (log_checkpoint.h).
+std::string EncodeFramed(uint32_t magic, absl::string_view body) {
+  std::string out;
+  out.reserve(kPreambleBytes + body.size() + kCrcBytes);
   AppendBigEndian<uint32_t>(out, magic);
   AppendBigEndian<uint16_t>(out, kVersion);
   AppendBigEndian<uint16_t>(out, 0);
+  out.append(body.data(), body.size());
+  AppendBigEndian<uint32_t>(out, Crc32c(out));
+  return out;
 }
 
-void AppendCrc(std::string& out) { AppendBigEndian<uint32_t>(out, Crc32c(out)); }
-
-// Checks size, magic, version and CRC; `what` names the file in messages.
-absl::Status CheckFraming(absl::string_view bytes, size_t size, uint32_t magic,
-                          absl::string_view what) {
+// The body of a file EncodeFramed() wrote, after checking its size, CRC, magic and version; `what`
+// names the file in messages.
+absl::StatusOr<absl::string_view> DecodeFramed(absl::string_view bytes, size_t size, uint32_t magic,
+                                               absl::string_view what) {
   if (bytes.size() != size) {
     return absl::DataLossError(absl::StrCat(what, " holds ", bytes.size(), " bytes, want ", size));
   }
@@ -41,26 +51,25 @@ absl::Status CheckFraming(absl::string_view bytes, size_t size, uint32_t magic,
     return absl::DataLossError(
         absl::StrCat(what, " has unknown version ", LoadBigEndian<uint16_t>(bytes.data() + 4)));
   }
-  return absl::OkStatus();
+  return bytes.substr(kPreambleBytes, size - kPreambleBytes - kCrcBytes);
 }
 
 }  // namespace
 
 std::string EncodeLogCheckpoint(const LogCheckpoint& checkpoint) {
   assert(checkpoint.leader_epochs.size() <= kLeaderEpochEntriesMax);
-  std::string out;
-  out.reserve(kLogCheckpointFixedBytes + checkpoint.leader_epochs.size() * kLeaderEpochEntryBytes);
-  AppendPreamble(out, kCheckpointMagic);
-  AppendBigEndian<int64_t>(out, checkpoint.log_start_offset);
-  AppendBigEndian<int64_t>(out, checkpoint.recovery_point);
-  AppendBigEndian<int64_t>(out, checkpoint.truncation_bound);
-  AppendBigEndian<int64_t>(out, checkpoint.clean_offset);
-  AppendBigEndian<uint32_t>(out, static_cast<uint32_t>(checkpoint.leader_epochs.size()));
+  std::string body;
+  body.reserve(kLogCheckpointFixedBytes + checkpoint.leader_epochs.size() * kLeaderEpochEntryBytes);
+  AppendBigEndian<int64_t>(body, checkpoint.log_start_offset);
+  AppendBigEndian<int64_t>(body, checkpoint.recovery_point);
+  AppendBigEndian<int64_t>(body, checkpoint.truncation_bound);
+  AppendBigEndian<int64_t>(body, checkpoint.clean_offset);
+  AppendBigEndian<uint32_t>(body, static_cast<uint32_t>(checkpoint.leader_epochs.size()));
   for (const LeaderEpochEntry& entry : checkpoint.leader_epochs) {
-    AppendBigEndian<int64_t>(out, entry.start_offset);
-    AppendBigEndian<int32_t>(out, entry.epoch);
+    AppendBigEndian<int64_t>(body, entry.start_offset);
+    AppendBigEndian<int32_t>(body, entry.epoch);
   }
-  AppendCrc(out);
+  std::string out = EncodeFramed(kCheckpointMagic, body);
   assert(out.size() ==
          kLogCheckpointFixedBytes + checkpoint.leader_epochs.size() * kLeaderEpochEntryBytes);
   return out;
@@ -71,16 +80,14 @@ absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes) {
   if (bytes.size() < kLogCheckpointFixedBytes || bytes.size() > kLogCheckpointBytesMax) {
     return absl::DataLossError(absl::StrCat(what, " holds ", bytes.size(), " bytes"));
   }
-  const size_t count = LoadBigEndian<uint32_t>(bytes.data() + kLogCheckpointFixedBytes - 8);
+  const size_t count = LoadBigEndian<uint32_t>(bytes.data() + kEpochCountPosition);
   if (count > kLeaderEpochEntriesMax) {
     return absl::DataLossError(absl::StrCat(what, " holds ", count, " leader epochs"));
   }
-  if (absl::Status framing = CheckFraming(
-          bytes, kLogCheckpointFixedBytes + count * kLeaderEpochEntryBytes, kCheckpointMagic, what);
-      !framing.ok()) {
-    return framing;
-  }
-  const char* data = bytes.data() + kPreambleBytes;
+  absl::StatusOr<absl::string_view> body = DecodeFramed(
+      bytes, kLogCheckpointFixedBytes + count * kLeaderEpochEntryBytes, kCheckpointMagic, what);
+  if (!body.ok()) return body.status();
+  const char* data = body->data();
   LogCheckpoint checkpoint;
   checkpoint.log_start_offset = LoadBigEndian<int64_t>(data);
   checkpoint.recovery_point = LoadBigEndian<int64_t>(data + 8);
@@ -90,7 +97,7 @@ absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes) {
       checkpoint.truncation_bound < kNoOffset || checkpoint.clean_offset < kNoOffset) {
     return absl::DataLossError(absl::StrCat(what, " holds offsets out of range"));
   }
-  const char* entries = bytes.data() + kLogCheckpointFixedBytes - 4;
+  const char* entries = bytes.data() + kEpochCountPosition + kEpochCountBytes;
   for (size_t i = 0; i < count; ++i) {
     LeaderEpochEntry entry{LoadBigEndian<int64_t>(entries + i * kLeaderEpochEntryBytes),
                            LoadBigEndian<int32_t>(entries + i * kLeaderEpochEntryBytes + 8)};
@@ -105,25 +112,22 @@ absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes) {
 }
 
 std::string EncodeCleanShutdown(const CleanShutdownRecord& record) {
-  std::string out;
-  out.reserve(kCleanShutdownBytes);
-  AppendPreamble(out, kCleanShutdownMagic);
-  AppendBigEndian<int64_t>(out, record.log_end_offset);
-  AppendBigEndian<int64_t>(out, record.last_segment_base_offset);
-  AppendBigEndian<uint64_t>(out, record.last_segment_bytes);
-  AppendBigEndian<uint64_t>(out, record.segment_count);
-  AppendCrc(out);
+  std::string body;
+  body.reserve(kCleanShutdownBytes);
+  AppendBigEndian<int64_t>(body, record.log_end_offset);
+  AppendBigEndian<int64_t>(body, record.last_segment_base_offset);
+  AppendBigEndian<uint64_t>(body, record.last_segment_bytes);
+  AppendBigEndian<uint64_t>(body, record.segment_count);
+  std::string out = EncodeFramed(kCleanShutdownMagic, body);
   assert(out.size() == kCleanShutdownBytes);
   return out;
 }
 
 absl::StatusOr<CleanShutdownRecord> DecodeCleanShutdown(absl::string_view bytes) {
-  if (absl::Status framing =
-          CheckFraming(bytes, kCleanShutdownBytes, kCleanShutdownMagic, kCleanShutdownFileName);
-      !framing.ok()) {
-    return framing;
-  }
-  const char* data = bytes.data() + kPreambleBytes;
+  absl::StatusOr<absl::string_view> body =
+      DecodeFramed(bytes, kCleanShutdownBytes, kCleanShutdownMagic, kCleanShutdownFileName);
+  if (!body.ok()) return body.status();
+  const char* data = body->data();
   CleanShutdownRecord record;
   record.log_end_offset = LoadBigEndian<int64_t>(data);
   record.last_segment_base_offset = LoadBigEndian<int64_t>(data + 8);

@@ -20,12 +20,35 @@
 // rename, the new one after. A truncation or deletion of segments aborts the round.
 #include <algorithm>
 #include <cassert>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/storage/batch_scan.h"
 #include "broker/storage/partition_log_impl.h"
 
 namespace runnel::storage {
+namespace {
+
+// The cursor options of both passes of a round over `segment` (sealed, so it ends below
+// `limit_offset`, the next segment's base): from byte `position` on, reading a step's budget at a
+// time. Like reads, the passes check each batch's leader epoch against the log's list: the epoch
+// lies outside the CRC, and one flipped on the way from the disk must be read again rather than
+// copied into the compacted segment, where it would stay for good.
+CursorOptions CleanerCursorOptions(const Segment& segment, int64_t limit_offset, uint64_t position,
+                                   uint64_t budget_bytes,
+                                   const std::map<int64_t, int32_t>& leader_epochs) {
+  CursorOptions options;
+  options.start_position = position;
+  options.end_position = segment.size_bytes();
+  options.min_base_offset = segment.base_offset();
+  options.limit_offset = limit_offset;
+  options.chunk_bytes = static_cast<size_t>(budget_bytes);
+  options.leader_epochs = &leader_epochs;
+  return options;
+}
+
+}  // namespace
 
 void PartitionLog::Impl::CleanerAbort() {
   ++cleaner_round_;
@@ -84,33 +107,26 @@ absl::Status PartitionLog::Impl::CleanerFeed(uint64_t& budget_bytes) {
       return absl::OkStatus();
     }
     const Segment& segment = *it->second;
-    CursorOptions options;
-    options.start_position = cleaner_.feed_position;
-    options.end_position = segment.size_bytes();
-    options.min_base_offset = segment.base_offset();
-    options.limit_offset = std::next(it)->first;
-    options.chunk_bytes = static_cast<size_t>(budget_bytes);
-    BatchCursor cursor(segment, options);
+    BatchScan scan(segment,
+                   CleanerCursorOptions(segment, std::next(it)->first, cleaner_.feed_position,
+                                        budget_bytes, leader_epochs_),
+                   directory_, stats_.corrupt_reads);
     while (true) {
-      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-      stats_.corrupt_reads += cursor.TakeTransientFailures();
-      if (!step.ok()) return step.status();
-      if (*step == BatchCursor::Step::kDamage) {
-        return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-      }
-      if (*step == BatchCursor::Step::kEnd) {
+      absl::StatusOr<bool> batch = scan.Next();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) {
         cleaner_.feed_segment = std::next(it)->first;
         cleaner_.feed_position = 0;
         break;
       }
-      if (absl::Status fed = AddToOffsetMap(cursor.bytes(), *cleaner_.map); !fed.ok()) return fed;
-      if (cleaner_.map->last_offset() < cursor.header().last_offset()) {
+      if (absl::Status fed = AddToOffsetMap(scan.bytes(), *cleaner_.map); !fed.ok()) return fed;
+      if (cleaner_.map->last_offset() < scan.header().last_offset()) {
         // The map is full: this batch and the rest wait for a later round.
         cleaner_.phase = CleanerPhase::kRewrite;
         return absl::OkStatus();
       }
-      cleaner_.feed_position = cursor.next_position();
-      budget_bytes -= std::min<uint64_t>(budget_bytes, cursor.bytes().size());
+      cleaner_.feed_position = scan.next_position();
+      budget_bytes -= std::min<uint64_t>(budget_bytes, scan.bytes().size());
       if (cleaner_.map->full()) {
         cleaner_.phase = CleanerPhase::kRewrite;
         return absl::OkStatus();
@@ -155,28 +171,21 @@ absl::Status PartitionLog::Impl::CleanerRewrite(uint64_t& budget_bytes) {
       cleaner_.rewrite_position = 0;
     }
     // Whole batches, up to the budget (at least one).
-    CursorOptions options;
-    options.start_position = cleaner_.rewrite_position;
-    options.end_position = segment.size_bytes();
-    options.min_base_offset = segment.base_offset();
-    options.limit_offset = std::next(it)->first;
-    options.chunk_bytes = static_cast<size_t>(budget_bytes);
-    BatchCursor cursor(segment, options);
+    BatchScan scan(segment,
+                   CleanerCursorOptions(segment, std::next(it)->first, cleaner_.rewrite_position,
+                                        budget_bytes, leader_epochs_),
+                   directory_, stats_.corrupt_reads);
     std::string input;
     bool segment_read = false;
     while (true) {
-      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-      stats_.corrupt_reads += cursor.TakeTransientFailures();
-      if (!step.ok()) return step.status();
-      if (*step == BatchCursor::Step::kDamage) {
-        return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-      }
-      if (*step == BatchCursor::Step::kEnd) {
+      absl::StatusOr<bool> batch = scan.Next();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) {
         segment_read = true;
         break;
       }
-      input.append(cursor.bytes().data(), cursor.bytes().size());
-      cleaner_.rewrite_position = cursor.next_position();
+      input.append(scan.bytes().data(), scan.bytes().size());
+      cleaner_.rewrite_position = scan.next_position();
       if (input.size() >= budget_bytes) break;
     }
     budget_bytes -= std::min<uint64_t>(budget_bytes, std::max<uint64_t>(input.size(), 1));

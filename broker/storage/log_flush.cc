@@ -275,6 +275,11 @@ void PartitionLog::Impl::RunCycle() {
         if (item.write_index && segment.index_files_written) segment.index_files_durable = true;
         if (item.sync_data && !item.data_synced) {
           item.data_synced = true;
+          // Bytes held in a write buffer go to the file first, so that the sync covers them.
+          if (absl::Status flushed = FlushWriteBuffer(segment); !flushed.ok()) {
+            Fail(flushed);
+            break;
+          }
           const uint64_t change_seq = segment.change_seq;
           absl::StatusOr<uint64_t> size = segment.file->Size();
           if (!size.ok()) {

@@ -9,14 +9,15 @@
 // 3. With an intact clean-shutdown marker that still describes the last segment, every segment's
 //    index files are adopted after a cheap check (decodable; the batches after the last entry read
 //    back, CRCs included, to the end of the file). Anything amiss falls back to step 4.
-// 4. Otherwise segments wholly below the recovery point have their index files adopted the same
-//    way, or rebuilt by a full scan; every segment from the one holding the recovery point on is
-//    scanned in full, each batch's framing and CRC checked. The first damage (a torn or corrupt
+// 4. Otherwise segments wholly below the recovery point have their index files adopted the same way
+//    (and written again by the first cycle: after a crash they may be a dead process's unsynced
+//    writes), or rebuilt by a full scan; every segment from the one holding the recovery point on
+//    is scanned in full, each batch's framing and CRC checked. The first damage (a torn or corrupt
 //    batch, an incomplete one, or a segment ending short of the next one's base) cuts the log
-//    there: the rest of that segment and every later segment are removed. Damage below the
-//    recovery point fails Open() with kDataLoss naming the file and byte position, and deletes
-//    nothing. Every suspicious read is repeated first (segment.h), so a bit flipped on the way
-//    from the disk is not mistaken for damage.
+//    there: the rest of that segment and every later segment are removed. Damage below the recovery
+//    point fails Open() with kDataLoss naming the file and byte position, and deletes nothing.
+//    Every suspicious read is repeated first (segment.h), so a bit flipped on the way from the disk
+//    is not mistaken for damage.
 // 5. The clean-shutdown marker is removed, and a first cycle syncs what recovery changed (the
 //    marker's removal included, so that a later crash is noticed).
 #include <algorithm>
@@ -26,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "broker/storage/batch_scan.h"
 #include "broker/storage/partition_log_impl.h"
 
 namespace runnel::storage {
@@ -120,18 +122,16 @@ absl::Status PartitionLog::Impl::LoadTrustedIndex(Segment& segment, int64_t limi
   options.min_base_offset = index.end_offset();
   options.limit_offset = limit_offset;
   if (!index.offset_entries().empty()) options.exact_first_base_offset = index.end_offset();
-  BatchCursor cursor(segment, options);
+  // Damage here only means the index files are not to be trusted: the full scan that follows
+  // decides what it is (a torn tail to cut, or kDataLoss below the recovery point).
+  BatchScan scan(segment, options, directory_, stats_.corrupt_reads, BatchScan::OnDamage::kStop);
   while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) break;
-    if (*step == BatchCursor::Step::kDamage) {
-      return absl::DataLossError(
-          absl::StrCat("at byte ", cursor.damage_position(), ": ", cursor.damage_reason()));
-    }
-    index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
+    absl::StatusOr<bool> batch = scan.Next();
+    if (!batch.ok()) return batch.status();
+    if (!*batch) break;
+    index.AddBatch(scan.header(), scan.position(), config_.index_interval_bytes);
   }
+  if (scan.damaged()) return scan.DamageError();
   if (index.replay_pending() ||
       segment.base_offset() + last_time_offset > index.last_batch_base_offset()) {
     return absl::DataLossError("index files do not match the segment");
@@ -156,29 +156,25 @@ absl::StatusOr<PartitionLog::Impl::ScanResult> PartitionLog::Impl::ScanSegment(
   options.chunk_bytes = kRecoveryChunkBytes;
   // What is learned here is trusted later: no field outside the CRC is taken from one read.
   options.confirm_every_batch = learn_leader_epochs;
-  BatchCursor cursor(segment, options);
+  // Damage is the caller's to judge: a torn tail past the recovery point, kDataLoss below it.
+  BatchScan scan(segment, options, directory_, stats_.corrupt_reads, BatchScan::OnDamage::kStop);
   while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    if (step.ok() && *step == BatchCursor::Step::kBatch) {
-      if (cursor.header().base_offset >= cut_offset) {
-        result.cut = true;
-        break;
-      }
-    }
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) break;
-    if (*step == BatchCursor::Step::kDamage) {
-      result.damage_position = cursor.damage_position();
-      result.damage_reason = cursor.damage_reason();
+    absl::StatusOr<bool> batch = scan.Next();
+    if (!batch.ok()) return batch.status();
+    if (!*batch) break;
+    if (scan.header().base_offset >= cut_offset) {
+      result.cut = true;
       break;
     }
-    segment.index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
+    segment.index.AddBatch(scan.header(), scan.position(), config_.index_interval_bytes);
     if (learn_leader_epochs) {
-      RecordLeaderEpoch(cursor.header().base_offset, cursor.header().partition_leader_epoch);
+      RecordLeaderEpoch(scan.header().base_offset, scan.header().partition_leader_epoch);
     }
   }
-  stats_.corrupt_reads += cursor.TakeTransientFailures();
+  if (scan.damaged()) {
+    result.damage_position = scan.damage_position();
+    result.damage_reason = scan.damage_reason();
+  }
   return result;
 }
 
@@ -297,7 +293,17 @@ absl::Status PartitionLog::Impl::Recover() {
     if (scan_from != segments_.begin()) --scan_from;
     for (auto it = segments_.begin(); it != scan_from; ++it) {
       Segment& segment = *it->second;
-      if (LoadTrustedIndex(segment, limit_of(it)).ok()) continue;
+      if (LoadTrustedIndex(segment, limit_of(it)).ok()) {
+        // After a crash the index files may be what a crashed incarnation wrote to the page cache
+        // and never synced (a process crash keeps them; say it rebuilt them and died). Counting
+        // them durable would let the first directory sync make their names durable with contents
+        // that a power loss then tears, and a torn time index can pass LoadTrustedIndex's checks
+        // (they only replay the batches after the last offset entry). The first cycle writes them
+        // again and syncs them before it syncs the directory.
+        segment.index_files_written = false;
+        segment.index_files_durable = false;
+        continue;
+      }
       absl::StatusOr<ScanResult> scanned =
           ScanSegment(segment, limit_of(it), cut_offset, /*learn_leader_epochs=*/false);
       if (!scanned.ok()) return scanned.status();

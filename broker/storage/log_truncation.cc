@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/storage/batch_scan.h"
 #include "broker/storage/partition_log_impl.h"
 
 namespace runnel::storage {
@@ -18,18 +19,14 @@ namespace runnel::storage {
 absl::StatusOr<PartitionLog::Impl::Located> PartitionLog::Impl::Locate(
     SegmentMap::const_iterator it, int64_t offset) {
   const Segment& segment = *it->second;
-  BatchCursor cursor(segment, ReadOptions(it, segment.index.Lookup(offset), kCursorChunkBytesMin));
+  BatchScan scan(segment, ReadOptions(it, segment.index.Lookup(offset), kCursorChunkBytesMin),
+                 directory_, stats_.corrupt_reads);
   while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) return Located{segment.size_bytes(), -1};
-    if (*step == BatchCursor::Step::kDamage) {
-      ++stats_.corrupt_reads;
-      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-    }
-    if (cursor.header().last_offset() >= offset) {
-      return Located{cursor.position(), cursor.header().base_offset};
+    absl::StatusOr<bool> batch = scan.Next();
+    if (!batch.ok()) return batch.status();
+    if (!*batch) return Located{segment.size_bytes(), -1};
+    if (scan.header().last_offset() >= offset) {
+      return Located{scan.position(), scan.header().base_offset};
     }
   }
 }
@@ -43,17 +40,12 @@ absl::StatusOr<SegmentIndex> PartitionLog::Impl::TrimmedIndex(const Segment& seg
   options.start_position = replay_from;
   options.end_position = position;
   options.min_base_offset = index.end_offset();
-  BatchCursor cursor(segment, options);
+  BatchScan scan(segment, options, directory_, stats_.corrupt_reads);
   while (true) {
-    absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-    stats_.corrupt_reads += cursor.TakeTransientFailures();
-    if (!step.ok()) return step.status();
-    if (*step == BatchCursor::Step::kEnd) break;
-    if (*step == BatchCursor::Step::kDamage) {
-      ++stats_.corrupt_reads;
-      return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-    }
-    index.AddBatch(cursor.header(), cursor.position(), config_.index_interval_bytes);
+    absl::StatusOr<bool> batch = scan.Next();
+    if (!batch.ok()) return batch.status();
+    if (!*batch) break;
+    index.AddBatch(scan.header(), scan.position(), config_.index_interval_bytes);
   }
   assert(index.size_bytes() == position);
   return index;

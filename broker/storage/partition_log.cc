@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/common/big_endian.h"
+#include "broker/storage/batch_scan.h"
 #include "broker/storage/partition_log_impl.h"
 
 namespace runnel::storage {
@@ -32,6 +35,9 @@ absl::Status ValidateLogConfig(const LogConfig& config) {
   if (config.flush_interval_ms < 1) return bad("flush_interval_ms", config.flush_interval_ms);
   if (config.max_message_bytes < kBatchHeaderBytes || config.max_message_bytes > kBatchBytesMax) {
     return bad("max_message_bytes", config.max_message_bytes);
+  }
+  if (config.write_buffer_bytes > kWriteBufferBytesMax) {
+    return bad("write_buffer_bytes", config.write_buffer_bytes);
   }
   return absl::OkStatus();
 }
@@ -101,8 +107,17 @@ PartitionLog::Impl::Impl(Env& env, std::string directory, LogConfig config)
       alive_(std::make_shared<Impl*>(this)) {}
 
 PartitionLog::Impl::~Impl() {
+  // Held bytes go to their file, unsynced, as written-through appends would have: a process that
+  // destroys its logs on the way down leaves them in the page cache. An error only loses bytes
+  // that a crash may lose anyway.
+  for (const auto& [base, segment] : segments_) {
+    if (segment->write_buffer != nullptr && segment->file == segment->write_buffer) {
+      segment->write_buffer->Flush().IgnoreError();
+    }
+  }
   alive_.reset();
   if (flush_timer_ != kNoTimer) env_.clock().CancelTimer(flush_timer_);
+  if (write_buffer_timer_ != kNoTimer) env_.clock().CancelTimer(write_buffer_timer_);
 }
 
 uint64_t PartitionLog::Impl::size_bytes() const {
@@ -114,8 +129,29 @@ uint64_t PartitionLog::Impl::size_bytes() const {
 absl::Status PartitionLog::Impl::UpdateConfig(LogConfig config) {
   if (absl::Status valid = ValidateLogConfig(config); !valid.ok()) return valid;
   const bool policy_changed = config.flush_policy != config_.flush_policy;
+  const bool buffer_changed = config.write_buffer_bytes != config_.write_buffer_bytes;
   config_ = config;
-  if (policy_changed) MaybeStartCycle();
+  if (buffer_changed && !segments_.empty()) {
+    // What is held goes out now: the new size (or writing through) applies to what comes next.
+    if (absl::Status flushed = FlushWriteBuffer(*active()); !flushed.ok()) {
+      Fail(flushed);
+      return failed_;
+    }
+  }
+  if (policy_changed) {
+    // Data already waiting is synced under the new policy: kInterval arms its timer now rather
+    // than at the next append, and a timer of the old policy must not sync under another one.
+    if (flush_timer_ != kNoTimer && config_.flush_policy != FlushPolicy::kInterval) {
+      env_.clock().CancelTimer(flush_timer_);
+      flush_timer_ = kNoTimer;
+    }
+    if (config_.flush_policy != FlushPolicy::kInterval) interval_due_ = false;
+    if (config_.flush_policy == FlushPolicy::kInterval &&
+        (durable_end_offset_ < log_end_offset_ || files_dirty_)) {
+      ScheduleIntervalFlush();
+    }
+    MaybeStartCycle();
+  }
   return absl::OkStatus();
 }
 
@@ -132,25 +168,26 @@ absl::StatusOr<AppendInfo> PartitionLog::Impl::AppendAsLeader(absl::string_view 
     return absl::OutOfRangeError(absl::StrCat(
         "batch of ", batch.size(), " bytes exceeds max.message.bytes ", config_.max_message_bytes));
   }
-  if (absl::Status valid = ValidateBatch(
-          batch, BatchValidationOptions{.batch_bytes_max = config_.max_message_bytes});
-      !valid.ok()) {
-    return valid;
-  }
-  std::string stamped(batch);
-  SetBaseOffset(stamped.data(), log_end_offset_);
-  SetPartitionLeaderEpoch(stamped.data(), leader_epoch);
-  int64_t append_time_ms = -1;
-  if (config_.message_timestamp_type == TimestampType::kLogAppendTime) {
-    append_time_ms = env_.clock().WallNowMs();
-    SetLogAppendTime(stamped, append_time_ms);
-  }
-  absl::StatusOr<BatchHeader> header = ParseBatchHeader(stamped);
-  assert(header.ok());
+  absl::StatusOr<BatchHeader> header = ValidateAndParseBatch(
+      batch, BatchValidationOptions{.batch_bytes_max = config_.max_message_bytes});
+  if (!header.ok()) return header.status();
   if (header->last_offset_delta > std::numeric_limits<int64_t>::max() - 1 - log_end_offset_) {
     return absl::OutOfRangeError("offsets exhausted");
   }
-  if (absl::Status appended = AppendBatches(stamped, {*header}); !appended.ok()) return appended;
+  // The batch is stamped as it is copied to where it is stored (AppendBatches); its header here
+  // describes it stamped.
+  BatchStamp stamp{.base_offset = log_end_offset_, .partition_leader_epoch = leader_epoch};
+  if (config_.message_timestamp_type == TimestampType::kLogAppendTime) {
+    stamp.log_append_time_ms = env_.clock().WallNowMs();
+    header->attributes = static_cast<int16_t>(header->attributes | kAttributeLogAppendTime);
+    header->max_timestamp = stamp.log_append_time_ms;
+  }
+  header->base_offset = stamp.base_offset;
+  header->partition_leader_epoch = stamp.partition_leader_epoch;
+  const int64_t append_time_ms = stamp.log_append_time_ms;
+  if (absl::Status appended = AppendBatches(batch, {&*header, 1}, &stamp); !appended.ok()) {
+    return appended;
+  }
   return AppendInfo{.base_offset = header->base_offset,
                     .last_offset = header->last_offset(),
                     .log_append_time_ms = append_time_ms,
@@ -229,19 +266,27 @@ absl::Status PartitionLog::Impl::Roll() {
     return absl::ResourceExhaustedError(absl::StrCat(
         "log ", directory_, " holds ", segments_.size(), " segments, the most allowed"));
   }
+  // A sealed segment holds nothing in memory: its bytes are in its file before the next one
+  // starts.
+  if (absl::Status flushed = FlushWriteBuffer(*old); !flushed.ok()) return flushed;
   std::shared_ptr<Segment> segment = NewSegment(log_end_offset_);
   if (absl::Status created = CreateSegmentFile(*segment); !created.ok()) return created;
   old->index.Seal();
   old->sealed = true;
   old->index_files_written = false;
   old->index_files_durable = false;
+  // The sealed segment's index files are to be written and the recovery point can move past it:
+  // a cycle is wanted even if the append that rolled fails and nothing else is appended.
+  files_dirty_ = true;
   segments_.emplace(segment->base_offset(), std::move(segment));
   ++stats_.segments_rolled;
   return absl::OkStatus();
 }
 
 absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
-                                               const std::vector<BatchHeader>& headers) {
+                                               absl::Span<const BatchHeader> headers,
+                                               const BatchStamp* stamp) {
+  assert(stamp == nullptr || headers.size() == 1);
   assert(!headers.empty());
   assert(headers.front().base_offset == log_end_offset_);
   const int64_t last_offset = headers.back().last_offset();
@@ -263,6 +308,7 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
         staging_end_ + bytes.size() > uint64_t{1} << 40) {
       return absl::ResourceExhaustedError("too many bytes appended while a truncation completes");
     }
+    if (stamp != nullptr) bytes = StampedCopy(bytes, *stamp);
     absl::Status written = staging_file_->WriteAt(staging_end_, bytes);
     if (!written.ok()) {
       absl::StatusOr<uint64_t> size = staging_file_->Size();
@@ -276,7 +322,7 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
     segment.pending.append(bytes.data(), bytes.size());
   } else {
     assert(segment.pending.empty());
-    absl::Status written = segment.file->WriteAt(segment.physical_bytes, bytes);
+    absl::Status written = WriteSegmentBytes(segment, bytes, stamp);
     if (!written.ok()) {
       // Nothing may stay appended: cut off whatever part of the write happened.
       ++segment.change_seq;
@@ -304,8 +350,94 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
   log_end_offset_ = last_offset + 1;
   stats_.batches_appended += headers.size();
   stats_.bytes_appended += bytes.size();
+  if (segment.write_buffer != nullptr && segment.write_buffer->held_bytes() > 0) {
+    ScheduleWriteBufferFlush();
+  }
   DataWritten();
   return absl::OkStatus();
+}
+
+namespace {
+
+// Writes `stamp`'s fields into the stored copy of a batch (`size` bytes at `batch`).
+void ApplyStamp(char* batch, size_t size, int64_t base_offset, int32_t partition_leader_epoch,
+                int64_t log_append_time_ms) {
+  SetBaseOffset(batch, base_offset);
+  SetPartitionLeaderEpoch(batch, partition_leader_epoch);
+  if (log_append_time_ms < 0) return;
+  // Attributes and maxTimestamp lie inside the CRC, which must then be computed again.
+  const int16_t attributes = LoadBigEndian<int16_t>(batch + kAttributesOffset);
+  StoreBigEndian(batch + kAttributesOffset,
+                 static_cast<int16_t>(attributes | kAttributeLogAppendTime));
+  StoreBigEndian(batch + kMaxTimestampOffset, log_append_time_ms);
+  StoreBigEndian(batch + kCrcOffset, ComputeBatchCrc(absl::string_view(batch, size)));
+}
+
+}  // namespace
+
+absl::string_view PartitionLog::Impl::StampedCopy(absl::string_view batch,
+                                                  const BatchStamp& stamp) {
+  if (append_scratch_.capacity() > kAppendScratchBytesKeptMax) std::string().swap(append_scratch_);
+  append_scratch_.assign(batch.data(), batch.size());
+  ApplyStamp(append_scratch_.data(), append_scratch_.size(), stamp.base_offset,
+             stamp.partition_leader_epoch, stamp.log_append_time_ms);
+  return append_scratch_;
+}
+
+absl::Status PartitionLog::Impl::WriteSegmentBytes(Segment& segment, absl::string_view bytes,
+                                                   const BatchStamp* stamp) {
+  // Under kAlways an append that finds no sync in flight starts one at once, and that writes the
+  // buffer out right away: writing through instead reports a write error or a full disk to this
+  // append, which met it, rather than failing the log.
+  const bool written_out_at_once =
+      config_.flush_policy == FlushPolicy::kAlways && !cycle_in_flight_;
+  if (config_.write_buffer_bytes > 0 && !written_out_at_once) {
+    absl::StatusOr<char*> destination = WriteBufferOf(segment).Reserve(
+        segment.physical_bytes, bytes.size(), config_.write_buffer_bytes);
+    if (!destination.ok()) return destination.status();
+    if (*destination != nullptr) {
+      std::memcpy(*destination, bytes.data(), bytes.size());
+      if (stamp != nullptr) {
+        ApplyStamp(*destination, bytes.size(), stamp->base_offset, stamp->partition_leader_epoch,
+                   stamp->log_append_time_ms);
+      }
+      return absl::OkStatus();
+    }
+  }
+  if (stamp != nullptr) bytes = StampedCopy(bytes, *stamp);
+  return segment.file->WriteAt(segment.physical_bytes, bytes);
+}
+
+BufferedFile& PartitionLog::Impl::WriteBufferOf(Segment& segment) {
+  if (segment.write_buffer == nullptr || segment.file != segment.write_buffer) {
+    segment.write_buffer = std::make_shared<BufferedFile>(segment.file);
+    segment.file = segment.write_buffer;
+  }
+  return *segment.write_buffer;
+}
+
+absl::Status PartitionLog::Impl::FlushWriteBuffer(Segment& segment) {
+  if (segment.write_buffer == nullptr || segment.file != segment.write_buffer) {
+    return absl::OkStatus();
+  }
+  if (absl::Status flushed = segment.write_buffer->Flush(); !flushed.ok()) return flushed;
+  segment.write_buffer->Release();
+  return absl::OkStatus();
+}
+
+void PartitionLog::Impl::ScheduleWriteBufferFlush() {
+  if (write_buffer_timer_ != kNoTimer) return;
+  std::weak_ptr<Impl*> alive = alive_;
+  write_buffer_timer_ = env_.clock().ScheduleAfter(kWriteBufferHoldUsMax, [alive] {
+    std::shared_ptr<Impl*> slot = alive.lock();
+    if (slot == nullptr) return;
+    Impl* self = *slot;
+    self->write_buffer_timer_ = kNoTimer;
+    // Only the active segment takes buffered appends (Roll() writes out the one before).
+    if (absl::Status flushed = self->FlushWriteBuffer(*self->active()); !flushed.ok()) {
+      self->Fail(flushed);
+    }
+  });
 }
 
 void PartitionLog::Impl::RecordLeaderEpoch(int64_t base_offset, int32_t epoch) {
@@ -371,12 +503,6 @@ CursorOptions PartitionLog::Impl::ReadOptions(SegmentMap::const_iterator it, con
   return options;
 }
 
-absl::Status PartitionLog::Impl::DataLossAt(const Segment& segment, uint64_t position,
-                                            absl::string_view reason) const {
-  return absl::DataLossError(absl::StrCat("partition log ", directory_, ": corrupt batch in ",
-                                          segment.log_path, " at byte ", position, ": ", reason));
-}
-
 absl::StatusOr<std::string> PartitionLog::Impl::Read(int64_t offset, size_t bytes_max,
                                                      int64_t end_offset_max,
                                                      bool allow_oversized_first) {
@@ -386,44 +512,48 @@ absl::StatusOr<std::string> PartitionLog::Impl::Read(int64_t offset, size_t byte
   }
   std::string out;
   const int64_t end_offset = std::min(end_offset_max, log_end_offset_);
-  if (offset == log_end_offset_) return out;
+  // At or past the high watermark nothing is returned, not even a batch that straddles it, as a
+  // Kafka fetch there returns nothing: the batch's records past it are not committed.
+  if (offset >= end_offset) return out;
   bytes_max = std::min(bytes_max, kReadBytesMax);
   // The scratch buffer is kept across reads, but not when an oversized batch made it huge.
   if (read_scratch_.size() > kCursorChunkBytesMax + kBatchHeaderBytes)
     std::string().swap(read_scratch_);
   const size_t chunk_bytes = bytes_max + config_.index_interval_bytes;
-  for (auto it = SegmentFor(offset); it != segments_.end(); ++it) {
-    const bool first_segment = it->first <= offset;
-    const ScanStart start =
-        first_segment ? it->second->index.Lookup(offset) : ScanStart{0, it->first, false};
+  const auto first = SegmentFor(offset);
+  const ScanStart first_start = first->second->index.Lookup(offset);
+  {
+    // One allocation for the result: growing it batch by batch would copy it again at every
+    // doubling, each time into fresh pages. At most bytes_max, and no more than the log holds
+    // from where the scan starts (an oversized first batch grows it once).
+    uint64_t available_bytes = first->second->size_bytes() - first_start.position;
+    for (auto it = std::next(first); it != segments_.end() && available_bytes < bytes_max; ++it) {
+      available_bytes += it->second->size_bytes();
+    }
+    out.reserve(static_cast<size_t>(std::min<uint64_t>(bytes_max, available_bytes)));
+  }
+  for (auto it = first; it != segments_.end(); ++it) {
+    const ScanStart start = it == first ? first_start : ScanStart{0, it->first, false};
     CursorOptions options = ReadOptions(it, start, chunk_bytes);
     options.scratch = &read_scratch_;
-    BatchCursor cursor(*it->second, options);
+    BatchScan scan(*it->second, options, directory_, stats_.corrupt_reads);
     while (true) {
       if (!out.empty()) {
         // Stop before reading a batch that would not be returned.
-        const uint64_t next_bytes = cursor.PeekBatchBytes();
+        const uint64_t next_bytes = scan.PeekBatchBytes();
         if (next_bytes > 0 && out.size() + next_bytes > bytes_max) return out;
       }
-      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-      if (step.ok() && *step == BatchCursor::Step::kBatch &&
-          cursor.header().last_offset() >= offset && cursor.header().base_offset < end_offset) {
-        const bool fits = out.size() + cursor.header().total_bytes() <= bytes_max;
-        if (!fits && !(out.empty() && allow_oversized_first)) return out;
-        out.append(cursor.bytes().data(), cursor.bytes().size());
-        // Stop before reading a batch that cannot be returned (it may be one that fails).
-        if (!fits || out.size() >= bytes_max || cursor.header().last_offset() + 1 >= end_offset) {
-          return out;
-        }
-      }
-      stats_.corrupt_reads += cursor.TakeTransientFailures();
-      if (!step.ok()) return step.status();
-      if (*step == BatchCursor::Step::kEnd) break;
-      if (*step == BatchCursor::Step::kDamage) {
-        ++stats_.corrupt_reads;
-        return DataLossAt(*it->second, cursor.damage_position(), cursor.damage_reason());
-      }
-      if (cursor.header().base_offset >= end_offset) return out;
+      absl::StatusOr<bool> batch = scan.Next();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) break;
+      const BatchHeader& header = scan.header();
+      if (header.base_offset >= end_offset) return out;
+      if (header.last_offset() < offset) continue;
+      const bool fits = out.size() + header.total_bytes() <= bytes_max;
+      if (!fits && !(out.empty() && allow_oversized_first)) return out;
+      out.append(scan.bytes().data(), scan.bytes().size());
+      // Stop before reading a batch that cannot be returned (it may be one that fails).
+      if (!fits || out.size() >= bytes_max || header.last_offset() + 1 >= end_offset) return out;
     }
   }
   return out;
@@ -449,17 +579,13 @@ absl::StatusOr<int64_t> PartitionLog::Impl::OffsetForTimestamp(int64_t timestamp
       const ScanStart from_start = segment.index.Lookup(log_start_offset_);
       if (from_start.position > start.position) start = from_start;
     }
-    BatchCursor cursor(segment, ReadOptions(it, start, kCursorChunkBytesMin));
+    BatchScan scan(segment, ReadOptions(it, start, kCursorChunkBytesMin), directory_,
+                   stats_.corrupt_reads);
     while (true) {
-      absl::StatusOr<BatchCursor::Step> step = cursor.Next();
-      stats_.corrupt_reads += cursor.TakeTransientFailures();
-      if (!step.ok()) return step.status();
-      if (*step == BatchCursor::Step::kEnd) break;
-      if (*step == BatchCursor::Step::kDamage) {
-        ++stats_.corrupt_reads;
-        return DataLossAt(segment, cursor.damage_position(), cursor.damage_reason());
-      }
-      const BatchHeader& header = cursor.header();
+      absl::StatusOr<bool> batch = scan.Next();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) break;
+      const BatchHeader& header = scan.header();
       if (header.last_offset() < log_start_offset_) continue;
       if (header.max_timestamp >= timestamp_ms) {
         return std::max(header.base_offset, log_start_offset_);

@@ -38,6 +38,19 @@
 // undid the cut while new batches followed it could line old batches up behind new ones.
 // WhenDurable callbacks registered after a complex truncation also wait for its bound.
 //
+// Write buffering. With write_buffer_bytes above 0 the active segment's appends go through a
+// BufferedFile (segment.h): batches are copied (and stamped) into memory and written to the file
+// in pieces of up to write_buffer_bytes, since one write(2) per small batch costs far more than the
+// copy. An unsynced append is volatile anyway; held bytes are only more volatile (a process crash
+// loses them too), and for a bounded time: they are written out when the buffer is full, before
+// every sync of the segment (step 2, so a sync covers them and WhenDurable means what it says), on
+// roll, when write_buffer_bytes changes, at destruction (written, not synced), and at the latest
+// kWriteBufferHoldUsMax after they were appended. A failure writing them out fails the log, as a
+// failed sync does, except when an append needed the room: that append alone fails (a full disk
+// is kResourceExhausted, and the log goes on with the bytes still held). With write_buffer_bytes 0
+// (the default) every append is written through at once, so that a write error or a full disk is
+// reported to the append that met it and a process crash loses nothing appended.
+//
 // Integrity of reads. Every batch a scan acts on passes its CRC (segment.h's BatchCursor, which
 // re-reads before calling anything damaged). The fields outside the CRC are checked too: the base
 // offset against the batch before it and the index, the leader epoch against leader_epochs_ (the
@@ -60,6 +73,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "broker/env/env.h"
 #include "broker/storage/compaction.h"
 #include "broker/storage/log_checkpoint.h"
@@ -77,6 +91,12 @@ inline constexpr size_t kTruncationPendingBytesMax = size_t{64} << 20;
 // The most bytes one Read() returns (its bytes_max is clamped to this), besides an oversized first
 // batch.
 inline constexpr size_t kReadBytesMax = size_t{64} << 20;
+// The longest that appended bytes wait in a write buffer before they are written to their file
+// (see "Write buffering"): what a process crash may lose of the unsynced appends, beyond what a
+// machine crash loses anyway.
+inline constexpr int64_t kWriteBufferHoldUsMax = 5'000;
+// The stamping scratch buffer of appends written through is kept across appends up to this size.
+inline constexpr size_t kAppendScratchBytesKeptMax = size_t{1} << 20;
 // The largest index file read at Open().
 inline constexpr uint64_t kIndexFileBytesMax =
     uint64_t{kIndexEntriesPerSegmentMax} * kTimeIndexEntryBytes;
@@ -188,10 +208,33 @@ class PartitionLog::Impl {
     bool busy = false;
   };
 
+  // What AppendAsLeader writes into a client's batch as it stores it.
+  struct BatchStamp {
+    int64_t base_offset = 0;
+    int32_t partition_leader_epoch = 0;
+    // The LogAppendTime to stamp (attributes, maxTimestamp and the CRC change), or -1 for none.
+    int64_t log_append_time_ms = -1;
+  };
+
   // --- partition_log.cc
   absl::Status CheckWritable() const;
-  // Appends validated batches (concatenated in `bytes`) that already carry their offsets.
-  absl::Status AppendBatches(absl::string_view bytes, const std::vector<BatchHeader>& headers);
+  // Appends validated batches (concatenated in `bytes`) that carry their offsets, or, with
+  // `stamp`, one batch that gets them as it is stored (`headers` then describes it stamped).
+  absl::Status AppendBatches(absl::string_view bytes, absl::Span<const BatchHeader> headers,
+                             const BatchStamp* stamp = nullptr);
+  // Writes appended bytes at the end of the active segment's file contents: into its write buffer
+  // when write_buffer_bytes asks for one, else (or when they are too large for it) to the file.
+  absl::Status WriteSegmentBytes(Segment& segment, absl::string_view bytes,
+                                 const BatchStamp* stamp);
+  // A copy of `batch` with `stamp` applied, in append_scratch_.
+  absl::string_view StampedCopy(absl::string_view batch, const BatchStamp& stamp);
+  // The segment's write buffer, wrapping its file first if needed.
+  BufferedFile& WriteBufferOf(Segment& segment);
+  // Writes out what the segment's write buffer holds and frees its memory; an error is returned
+  // with the bytes still held.
+  absl::Status FlushWriteBuffer(Segment& segment);
+  // Arms the timer that writes out held bytes after kWriteBufferHoldUsMax.
+  void ScheduleWriteBufferFlush();
   bool RollNeeded(uint64_t bytes, int64_t last_offset) const;
   absl::Status Roll();
   std::shared_ptr<Segment> active() const { return segments_.rbegin()->second; }
@@ -201,8 +244,6 @@ class PartitionLog::Impl {
   int64_t SegmentLimit(SegmentMap::const_iterator it) const;
   CursorOptions ReadOptions(SegmentMap::const_iterator it, const ScanStart& start,
                             size_t chunk_bytes) const;
-  absl::Status DataLossAt(const Segment& segment, uint64_t position,
-                          absl::string_view reason) const;
   void RemoveSegmentFiles(const Segment& segment);
   // Leader epoch bookkeeping: a batch appended (or scanned) at `base_offset` with `epoch`; every
   // batch at or past `offset` removed; everything below the log start forgotten.
@@ -343,6 +384,11 @@ class PartitionLog::Impl {
   int close_cycles_ = 0;
   bool close_writing_marker_ = false;
   Callback close_done_;
+
+  // Write buffering (see the file comment).
+  TimerId write_buffer_timer_ = kNoTimer;
+  // Where AppendAsLeader stamps a batch that is written through (kept across appends).
+  std::string append_scratch_;
 
   Cleaner cleaner_;
   // Read() reads through this buffer, kept across calls (at most a chunk and a batch).

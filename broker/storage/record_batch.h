@@ -143,6 +143,9 @@ struct BatchValidationOptions {
 // kDataLoss for a CRC mismatch (corrupt bytes) and kInvalidArgument for every other violation, with
 // a message that says which rule was broken.
 absl::Status ValidateBatch(absl::string_view batch, const BatchValidationOptions& options);
+// ValidateBatch, returning the batch's header when it is valid (saves the caller parsing it again).
+absl::StatusOr<BatchHeader> ValidateAndParseBatch(absl::string_view batch,
+                                                  const BatchValidationOptions& options);
 
 // Splits concatenated batches (a Produce request's records field, a segment's contents) into
 // whole batches. Stops at the first incomplete batch; `*remainder_bytes` (if given) is how many bytes

@@ -36,6 +36,129 @@ Segment::Segment(int64_t base, const std::string& directory)
       cleaned_path(absl::StrCat(directory, "/", SegmentStem(base), kCleanedSuffix)),
       index(base) {}
 
+absl::StatusOr<char*> BufferedFile::Reserve(uint64_t offset, size_t length,
+                                            size_t capacity_bytes) {
+  capacity_bytes = std::min(capacity_bytes, kWriteBufferBytesMax);
+  if (held_bytes_ > 0 && (offset != held_end() || held_bytes_ > capacity_bytes ||
+                          length > capacity_bytes - held_bytes_)) {
+    if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+  }
+  if (length > capacity_bytes) return nullptr;
+  if (held_bytes_ == 0) held_offset_ = offset;
+  const size_t needed_bytes = held_bytes_ + length;
+  if (buffer_.size() < needed_bytes) {
+    // Doubling keeps the zero-filling of growth to a constant share of the bytes appended.
+    buffer_.resize(std::min(capacity_bytes,
+                            std::max({needed_bytes, 2 * buffer_.size(), kWriteBufferBytesMin})));
+  }
+  char* destination = buffer_.data() + held_bytes_;
+  held_bytes_ = needed_bytes;
+  return destination;
+}
+
+absl::Status BufferedFile::Flush() {
+  if (held_bytes_ == 0) return absl::OkStatus();
+  absl::StatusOr<uint64_t> size_before = inner_->Size();
+  if (!size_before.ok()) return size_before.status();
+  absl::Status written =
+      inner_->WriteAt(held_offset_, absl::string_view(buffer_.data(), held_bytes_));
+  if (!written.ok()) {
+    absl::StatusOr<uint64_t> size_after = inner_->Size();
+    absl::Status restored = size_after.status();
+    if (size_after.ok() && *size_after > *size_before) restored = inner_->Truncate(*size_before);
+    // A fragment that cannot be cut off is worse than the write error: report that one.
+    if (!restored.ok()) {
+      return absl::Status(restored.code(),
+                          absl::StrCat("cutting off a failed write (", written.message(),
+                                       "): ", restored.message()));
+    }
+    return written;
+  }
+  held_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+void BufferedFile::Release() {
+  if (held_bytes_ == 0) std::string().swap(buffer_);
+}
+
+absl::Status BufferedFile::WriteAt(uint64_t offset, absl::string_view data) {
+  if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+  return inner_->WriteAt(offset, data);
+}
+
+absl::StatusOr<uint64_t> BufferedFile::Append(absl::string_view data) {
+  if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+  return inner_->Append(data);
+}
+
+absl::StatusOr<size_t> BufferedFile::ReadAt(uint64_t offset, absl::Span<char> buffer) {
+  if (held_bytes_ == 0 || offset + buffer.size() <= held_offset_) {
+    return inner_->ReadAt(offset, buffer);
+  }
+  size_t done = 0;
+  if (offset < held_offset_) {
+    const size_t below = static_cast<size_t>(held_offset_ - offset);
+    absl::StatusOr<size_t> read = inner_->ReadAt(offset, buffer.first(below));
+    if (!read.ok()) return read;
+    // A file shorter than where the held bytes go reads as zeros there, as writing them will
+    // make it.
+    std::fill(buffer.begin() + static_cast<ptrdiff_t>(*read),
+              buffer.begin() + static_cast<ptrdiff_t>(below), '\0');
+    done = below;
+  }
+  if (offset + done < held_end()) {
+    const size_t from_held = static_cast<size_t>(
+        std::min<uint64_t>(buffer.size() - done, held_end() - (offset + done)));
+    std::copy_n(buffer_.data() + (offset + done - held_offset_), from_held, buffer.data() + done);
+    done += from_held;
+  }
+  if (done < buffer.size()) {
+    // The file may hold older bytes past the held ones (the held ones replace what they cover).
+    absl::StatusOr<size_t> read = inner_->ReadAt(offset + done, buffer.subspan(done));
+    if (!read.ok()) return read;
+    done += *read;
+  }
+  return done;
+}
+
+absl::StatusOr<uint64_t> BufferedFile::Size() const {
+  absl::StatusOr<uint64_t> size = inner_->Size();
+  if (!size.ok() || held_bytes_ == 0) return size;
+  return std::max(*size, held_end());
+}
+
+absl::Status BufferedFile::Truncate(uint64_t size) {
+  if (held_bytes_ > 0 && size <= held_offset_) {
+    held_bytes_ = 0;
+  } else if (held_bytes_ > 0 && size <= held_end()) {
+    absl::StatusOr<uint64_t> file_size = inner_->Size();
+    if (!file_size.ok()) return file_size.status();
+    if (*file_size <= held_offset_) {
+      // The cut falls among the held bytes and the file has nothing past them: cut in memory.
+      held_bytes_ = static_cast<size_t>(size - held_offset_);
+      return absl::OkStatus();
+    }
+    // Rare (older bytes past held_offset_): write out, then cut the file as asked.
+    if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+  } else if (held_bytes_ > 0) {
+    // Extending past the held bytes: they go first, then the file grows with zeros.
+    if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+  }
+  return inner_->Truncate(size);
+}
+
+void BufferedFile::Sync(SyncCallback done) {
+  absl::Status flushed = Flush();
+  if (!flushed.ok()) {
+    // The sync must not claim the held bytes durable; its completion (on the event loop, as the
+    // contract wants) reports the failed write instead.
+    inner_->Sync([flushed, done = std::move(done)](const absl::Status&) mutable { done(flushed); });
+    return;
+  }
+  inner_->Sync(std::move(done));
+}
+
 absl::StatusOr<size_t> ReadSegmentBytes(const Segment& segment, uint64_t position,
                                         absl::Span<char> buffer) {
   // What is readable: during recovery the index is still being built, so not size_bytes().
@@ -162,8 +285,18 @@ absl::Status BatchCursor::Ensure(uint64_t position, size_t length) {
 
 uint64_t BatchCursor::PeekBatchBytes() {
   if (options_.end_position - position_ < kBatchHeaderBytes) return 0;
-  if (!Ensure(position_, kBatchHeaderBytes).ok()) return 0;
-  const char* header = buffer_->data() + (position_ - buffer_position_);
+  char header_bytes[kBatchHeaderBytes];
+  const char* header = header_bytes;
+  if (position_ >= buffer_position_ &&
+      position_ + kBatchHeaderBytes <= buffer_position_ + buffer_bytes_) {
+    header = buffer_->data() + (position_ - buffer_position_);
+  } else {
+    // Only the header: a reader that peeks often stops here, and a chunk read for it (as Next()
+    // would do) could be a megabyte it never uses.
+    absl::StatusOr<size_t> read =
+        ReadSegmentBytes(segment_, position_, absl::MakeSpan(header_bytes, kBatchHeaderBytes));
+    if (!read.ok() || *read < kBatchHeaderBytes) return 0;
+  }
   const int32_t length = LoadBigEndian<int32_t>(header + kBatchLengthOffset);
   return length < 0 ? 0 : kBatchLogOverheadBytes + static_cast<uint64_t>(length);
 }
@@ -349,7 +482,13 @@ absl::StatusOr<std::unique_ptr<File>> WriteFreshFile(Disk& disk, absl::string_vi
   absl::StatusOr<std::unique_ptr<File>> file = disk.Open(path, OpenMode::kCreateExclusive);
   if (!file.ok()) return file.status();
   if (!bytes.empty()) {
-    if (absl::Status written = (*file)->WriteAt(0, bytes); !written.ok()) return written;
+    if (absl::Status written = (*file)->WriteAt(0, bytes); !written.ok()) {
+      // No file rather than a short one: an empty or cut index file can still decode (as fewer
+      // entries), and a later Open() would take it for the real thing. The removal is best effort:
+      // the write error is what the caller needs to hear.
+      RemoveIfExists(disk, path).IgnoreError();
+      return written;
+    }
   }
   return file;
 }

@@ -49,10 +49,67 @@ inline constexpr size_t kEpochBytes = 4;
 inline constexpr size_t kCursorChunkBytesMax = size_t{8} << 20;
 inline constexpr size_t kCursorChunkBytesMin = size_t{64} << 10;
 
+// The most bytes a segment file may hold in memory before writing them out (BufferedFile; a log's
+// write_buffer_bytes picks the size up to this): enough that one write(2) carries many small
+// batches, small enough that a broker with many partitions does not hold much memory per partition.
+// Bigger is not faster: on bench/log_bench.cc's machine 256 KiB beat 1 MiB, which together with the
+// page-cache pages it is copied into no longer fits the core's L2 cache.
+inline constexpr size_t kWriteBufferBytesMax = size_t{1} << 20;
+// The first allocation of a write buffer; it grows by doubling up to kWriteBufferBytesMax, so that
+// a partition that receives little never holds a large buffer.
+inline constexpr size_t kWriteBufferBytesMin = size_t{64} << 10;
+
 // "00000000000000000042" for 42.
 std::string SegmentStem(int64_t base_offset);
 // The base offset of a file name "<20 digits><suffix>", or nullopt if it is not one.
 std::optional<int64_t> ParseSegmentFileName(absl::string_view name, absl::string_view suffix);
+
+// A segment file that can hold appended bytes in memory and write them out in large pieces: one
+// write(2) of up to a buffer's worth instead of one per batch, which is most of what appending
+// small batches costs. The bytes it holds are part of the file's contents for every caller: ReadAt
+// returns them, Size() counts them, Truncate() cuts them, and Sync() writes them out before it
+// syncs, so that a completed Sync() covers them as the Disk contract says. WriteAt() and Append()
+// write through (after writing what is held, so that bytes reach the file in order).
+//
+// Held bytes are volatile like any unsynced write, only more so: a crash of the process, and not
+// only of the machine, loses them. The destructor drops them without writing: destroying the
+// handle is a crash as far as they are concerned. Only the partition log's append path holds bytes
+// (PartitionLog::Impl, which bounds for how long, when the log's write_buffer_bytes asks for it).
+class BufferedFile final : public File {
+ public:
+  explicit BufferedFile(std::shared_ptr<File> inner) : inner_(std::move(inner)) {}
+
+  // Makes room for `length` bytes at file offset `offset` in memory and returns where the caller
+  // must put them; they are part of the contents once this returns. At most `capacity_bytes` (up
+  // to kWriteBufferBytesMax) are held: what is held already is written out first when the new
+  // bytes do not continue it or do not fit beside it; an error doing so is returned with the
+  // contents unchanged. nullptr when `length` alone is more than the buffer takes (what was held is
+  // then written out, and the caller writes the bytes itself).
+  absl::StatusOr<char*> Reserve(uint64_t offset, size_t length, size_t capacity_bytes);
+  // Writes what is held to the file. On error the bytes stay held and the file is cut back to its
+  // size before the write (a write that got partway must not leave a fragment).
+  absl::Status Flush();
+  // Frees the buffer's memory when nothing is held (a quiet partition should not keep it).
+  void Release();
+  size_t held_bytes() const { return held_bytes_; }
+
+  absl::Status WriteAt(uint64_t offset, absl::string_view data) override;
+  absl::StatusOr<uint64_t> Append(absl::string_view data) override;
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> buffer) override;
+  absl::StatusOr<uint64_t> Size() const override;
+  absl::Status Truncate(uint64_t size) override;
+  void Sync(SyncCallback done) override;
+  const std::string& path() const override { return inner_->path(); }
+
+ private:
+  uint64_t held_end() const { return held_offset_ + held_bytes_; }
+
+  std::shared_ptr<File> inner_;
+  // The first held_bytes_ bytes of buffer_ are the file's contents at [held_offset_, held_end()).
+  std::string buffer_;
+  size_t held_bytes_ = 0;
+  uint64_t held_offset_ = 0;
+};
 
 struct Segment {
   Segment(int64_t base, const std::string& directory);
@@ -68,6 +125,10 @@ struct Segment {
   const std::string cleaned_path;
 
   std::shared_ptr<File> file;
+  // Set once appends to this segment went through a write buffer: then `file` is this same object
+  // (unless something replaced `file` since, which only happens to sealed segments, whose buffers
+  // are empty).
+  std::shared_ptr<BufferedFile> write_buffer;
   // The segment's contents as the log sees them; size_bytes() == physical_bytes + pending.size().
   SegmentIndex index;
   // Bytes at the start of the file that belong to the contents. The file may hold more (old bytes
@@ -209,7 +270,8 @@ std::string EncodeTimeIndex(const std::vector<TimeIndexEntry>& entries);
 absl::StatusOr<std::string> ReadWholeFile(Disk& disk, absl::string_view path, uint64_t bytes_max);
 // Creates `path` afresh (a new file, never rewriting the old one in place, so that a crash leaves
 // the old file or the new one but never a mix of their sectors) holding `bytes`. Returns the open
-// file, for syncing.
+// file, for syncing. When the write fails, the new file is removed again (best effort), so that no
+// short copy is left behind to be taken for the whole one.
 absl::StatusOr<std::unique_ptr<File>> WriteFreshFile(Disk& disk, absl::string_view path,
                                                      absl::string_view bytes);
 // Removes `path`; a missing file is not an error.
