@@ -147,25 +147,14 @@ absl::Status Consumer::Seek(const TopicPartition& partition, int64_t offset) {
 }
 
 absl::Status Consumer::SeekToBeginning(const std::vector<TopicPartition>& partitions) {
-  for (const TopicPartition& partition : partitions) {
-    if (!assigned_.contains(partition)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("partition ", partition.ToString(), " is not assigned"));
-    }
-  }
-  for (const TopicPartition& partition : partitions) {
-    PartitionState& state = assigned_[partition];
-    state.position.reset();
-    state.pending_reset = Reset::kEarliest;
-    state.stalled = false;
-    state.backoff_until_us = 0;
-    ++state.epoch;
-  }
-  ScheduleWork(env_.clock().MonotonicNowUs());
-  return absl::OkStatus();
+  return SeekByLookup(partitions, Reset::kEarliest);
 }
 
 absl::Status Consumer::SeekToEnd(const std::vector<TopicPartition>& partitions) {
+  return SeekByLookup(partitions, Reset::kLatest);
+}
+
+absl::Status Consumer::SeekByLookup(const std::vector<TopicPartition>& partitions, Reset reset) {
   for (const TopicPartition& partition : partitions) {
     if (!assigned_.contains(partition)) {
       return absl::FailedPreconditionError(
@@ -175,7 +164,7 @@ absl::Status Consumer::SeekToEnd(const std::vector<TopicPartition>& partitions) 
   for (const TopicPartition& partition : partitions) {
     PartitionState& state = assigned_[partition];
     state.position.reset();
-    state.pending_reset = Reset::kLatest;
+    state.pending_reset = reset;
     state.stalled = false;
     state.backoff_until_us = 0;
     ++state.epoch;

@@ -148,6 +148,9 @@ class Consumer {
 
  private:
   enum class Reset { kNone, kEarliest, kLatest };
+  // SeekToBeginning and SeekToEnd: every partition must be assigned (else nothing changes); each
+  // forgets its position and looks one up by `reset` before it fetches again.
+  absl::Status SeekByLookup(const std::vector<TopicPartition>& partitions, Reset reset);
   struct PartitionState {
     std::optional<int64_t> position;
     // A position to look up (set by SeekToBeginning/End or by auto_offset_reset).
