@@ -9,7 +9,10 @@
 //     legacy simple consumer (no consumer group: the group APIs are a later issue);
 //   - produce latency p50 and p99 at a steady, moderate rate with linger.ms=0 (time from
 //     produce() to the delivery report, acks=all).
-// Then it prints both targets side by side with the ratio runnel/mock.
+// The targets take turns, round by round (--repetitions, default 3), each round on fresh topics,
+// and every figure printed is the median over the rounds: this 2-core machine is shared, and one
+// round of either target can be slowed by a neighbour. Then it prints both targets side by side
+// with the ratio runnel/mock.
 //
 // runnel-broker is started as a child process on a free loopback port with a fresh data directory
 // (removed at exit) and stopped with SIGTERM; its topic is created through librdkafka's admin API
@@ -18,7 +21,7 @@
 //
 // Run: build/bench/kafka_client_bench [--broker_binary=build/broker/server/runnel-broker]
 //      [--records=2000000] [--record_bytes=100] [--partitions=1] [--flush_policy=always]
-//      [--targets=runnel,mock]
+//      [--targets=runnel,mock] [--repetitions=3]
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -59,6 +62,9 @@ ABSL_FLAG(int64_t, latency_records, 20'000, "records sent one by one for the lat
 ABSL_FLAG(int64_t, latency_rate_per_s, 10'000, "send rate for the latency figure");
 ABSL_FLAG(std::string, client_debug, "", "librdkafka debug contexts for the clients (e.g. fetch)");
 ABSL_FLAG(std::string, targets, "runnel,mock", "which targets to run, comma separated");
+ABSL_FLAG(int32_t, repetitions, 3,
+          "rounds of every phase; the targets alternate round by round and each figure printed is "
+          "the median over the rounds");
 
 namespace {
 
@@ -206,6 +212,13 @@ double ConsumeThroughput(const std::string& bootstrap, const std::string& topic,
   Set(conf, "enable.auto.commit", "false");
   Set(conf, "fetch.max.bytes", "52428800");
   Set(conf, "max.partition.fetch.bytes", "10485760");
+  // librdkafka stops fetching a partition once this many records wait in its local queue, and
+  // after the application drains them it resumes only on its next periodic wake-up (up to a
+  // second later). The mock cluster holds too few records to ever fill the default queue of
+  // 100,000, runnel holds them all: a queue that fits the whole run keeps the comparison about
+  // the brokers, not about this client-side pause.
+  Set(conf, "queued.min.messages", "10000000");
+  Set(conf, "queued.max.messages.kbytes", "2097151");
   KafkaHandle consumer = NewClient(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(consumer.get());
   rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(partitions);
@@ -294,6 +307,25 @@ double Percentile(const std::vector<double>& sorted, double fraction) {
   return sorted[index];
 }
 
+// The median of each figure over the rounds; delivery failures are summed, since any is a fault.
+Figures Median(const std::vector<Figures>& rounds) {
+  Figures median;
+  if (rounds.empty()) return median;
+  auto middle = [&](double Figures::*field) {
+    std::vector<double> values;
+    for (const Figures& round : rounds) values.push_back(round.*field);
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  };
+  median.produce_acks1_records_per_s = middle(&Figures::produce_acks1_records_per_s);
+  median.produce_acksall_records_per_s = middle(&Figures::produce_acksall_records_per_s);
+  median.consume_records_per_s = middle(&Figures::consume_records_per_s);
+  median.latency_p50_ms = middle(&Figures::latency_p50_ms);
+  median.latency_p99_ms = middle(&Figures::latency_p99_ms);
+  for (const Figures& round : rounds) median.delivery_failures += round.delivery_failures;
+  return median;
+}
+
 // Creates `topic` through the admin API (CreateTopics) and waits for the answer.
 void CreateTopicByAdmin(const std::string& bootstrap, const std::string& topic,
                         int32_t partitions, const std::map<std::string, std::string>& configs) {
@@ -327,27 +359,31 @@ void CreateTopicByAdmin(const std::string& bootstrap, const std::string& topic,
   rd_kafka_queue_destroy(queue);
 }
 
-Figures RunTarget(const std::string& bootstrap,
+// One round of every phase against one target, on topics named for the round.
+Figures RunTarget(const std::string& bootstrap, int round,
                   const std::function<void(const std::string& topic)>& create_topic) {
   const int64_t records = absl::GetFlag(FLAGS_records);
   const int32_t record_bytes = absl::GetFlag(FLAGS_record_bytes);
   const int32_t partitions = absl::GetFlag(FLAGS_partitions);
   Figures figures;
-  create_topic("bench-acks1");
-  create_topic("bench-acksall");
-  create_topic("bench-latency");
+  const std::string acks1_topic = absl::StrCat("bench-acks1-r", round);
+  const std::string acksall_topic = absl::StrCat("bench-acksall-r", round);
+  const std::string latency_topic = absl::StrCat("bench-latency-r", round);
+  create_topic(acks1_topic);
+  create_topic(acksall_topic);
+  create_topic(latency_topic);
   figures.produce_acks1_records_per_s = ProduceThroughput(
-      bootstrap, "bench-acks1", "1", records, record_bytes, partitions, &figures.delivery_failures);
+      bootstrap, acks1_topic, "1", records, record_bytes, partitions, &figures.delivery_failures);
   std::fprintf(stderr, "  produce acks=1: %.0f records/s\n", figures.produce_acks1_records_per_s);
   figures.produce_acksall_records_per_s =
-      ProduceThroughput(bootstrap, "bench-acksall", "all", records, record_bytes, partitions,
+      ProduceThroughput(bootstrap, acksall_topic, "all", records, record_bytes, partitions,
                         &figures.delivery_failures);
   std::fprintf(stderr, "  produce acks=all: %.0f records/s\n",
                figures.produce_acksall_records_per_s);
-  figures.consume_records_per_s = ConsumeThroughput(bootstrap, "bench-acks1", records, partitions);
+  figures.consume_records_per_s = ConsumeThroughput(bootstrap, acks1_topic, records, partitions);
   std::fprintf(stderr, "  consume: %.0f records/s\n", figures.consume_records_per_s);
   std::vector<double> latencies =
-      ProduceLatencies(bootstrap, "bench-latency", absl::GetFlag(FLAGS_latency_records),
+      ProduceLatencies(bootstrap, latency_topic, absl::GetFlag(FLAGS_latency_records),
                        absl::GetFlag(FLAGS_latency_rate_per_s), record_bytes,
                        &figures.delivery_failures);
   figures.latency_p50_ms = Percentile(latencies, 0.50);
@@ -437,48 +473,67 @@ int main(int argc, char** argv) {
   const bool run_runnel = std::find(targets.begin(), targets.end(), "runnel") != targets.end();
   const bool run_mock = std::find(targets.begin(), targets.end(), "mock") != targets.end();
 
-  Figures runnel;
-  Figures mock;
+  const int32_t repetitions = std::max(absl::GetFlag(FLAGS_repetitions), 1);
+  std::unique_ptr<BrokerProcess> broker;
+  std::string data_dir;
+  std::string runnel_bootstrap;
   if (run_runnel) {
     if (!std::filesystem::exists(binary)) Fail(absl::StrCat("no broker binary at ", binary));
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/runnel-client-bench-XXXXXX");
-    if (mkdtemp(pattern.data()) == nullptr) Fail("mkdtemp");
+    data_dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/runnel-client-bench-XXXXXX");
+    if (mkdtemp(data_dir.data()) == nullptr) Fail("mkdtemp");
     const int port = FreeLoopbackPort();
-    {
-      BrokerProcess broker(binary, pattern, port);
-      const std::string bootstrap = absl::StrCat("127.0.0.1:", port);
-      std::fprintf(stderr, "runnel-broker at %s (data in %s)\n", bootstrap.c_str(),
-                   pattern.c_str());
-      const std::map<std::string, std::string> configs = {
-          {"flush.policy", absl::GetFlag(FLAGS_flush_policy)}};
-      runnel = RunTarget(bootstrap, [&](const std::string& topic) {
-        CreateTopicByAdmin(bootstrap, topic, partitions, configs);
-      });
-    }
-    std::filesystem::remove_all(pattern);
+    broker = std::make_unique<BrokerProcess>(binary, data_dir, port);
+    runnel_bootstrap = absl::StrCat("127.0.0.1:", port);
+    std::fprintf(stderr, "runnel-broker at %s (data in %s)\n", runnel_bootstrap.c_str(),
+                 data_dir.c_str());
   }
+  // The mock cluster lives inside a client handle of its own.
+  KafkaHandle mock_host;
+  rd_kafka_mock_cluster_t* cluster = nullptr;
+  std::string mock_bootstrap;
   if (run_mock) {
-    // The mock cluster lives inside a client handle of its own.
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    KafkaHandle host = NewClient(RD_KAFKA_PRODUCER, conf);
-    rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(host.get(), 1);
+    mock_host = NewClient(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    cluster = rd_kafka_mock_cluster_new(mock_host.get(), 1);
     if (cluster == nullptr) Fail("rd_kafka_mock_cluster_new");
-    const std::string bootstrap = rd_kafka_mock_cluster_bootstraps(cluster);
-    std::fprintf(stderr, "mock cluster at %s\n", bootstrap.c_str());
-    mock = RunTarget(bootstrap, [&](const std::string& topic) {
-      if (rd_kafka_mock_topic_create(cluster, topic.c_str(), partitions, 1) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
-        Fail(absl::StrCat("mock topic create ", topic));
-      }
-    });
-    rd_kafka_mock_cluster_destroy(cluster);
+    mock_bootstrap = rd_kafka_mock_cluster_bootstraps(cluster);
+    std::fprintf(stderr, "mock cluster at %s\n", mock_bootstrap.c_str());
   }
+  const std::map<std::string, std::string> runnel_configs = {
+      {"flush.policy", absl::GetFlag(FLAGS_flush_policy)}};
+  std::vector<Figures> runnel_rounds;
+  std::vector<Figures> mock_rounds;
+  for (int round = 1; round <= repetitions; ++round) {
+    if (run_runnel) {
+      std::fprintf(stderr, "round %d of %d, runnel-broker\n", round, repetitions);
+      runnel_rounds.push_back(RunTarget(runnel_bootstrap, round, [&](const std::string& topic) {
+        CreateTopicByAdmin(runnel_bootstrap, topic, partitions, runnel_configs);
+      }));
+    }
+    if (run_mock) {
+      std::fprintf(stderr, "round %d of %d, mock cluster\n", round, repetitions);
+      mock_rounds.push_back(RunTarget(mock_bootstrap, round, [&](const std::string& topic) {
+        if (rd_kafka_mock_topic_create(cluster, topic.c_str(), partitions, 1) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+          Fail(absl::StrCat("mock topic create ", topic));
+        }
+      }));
+    }
+  }
+  if (cluster != nullptr) rd_kafka_mock_cluster_destroy(cluster);
+  if (broker != nullptr) {
+    broker.reset();
+    std::filesystem::remove_all(data_dir);
+  }
+  const Figures runnel = Median(runnel_rounds);
+  const Figures mock = Median(mock_rounds);
 
-  std::printf("\nlibrdkafka %s, %lld records of %d bytes, %d partition(s), runnel flush.policy=%s\n",
-              rd_kafka_version_str(), static_cast<long long>(absl::GetFlag(FLAGS_records)),
-              absl::GetFlag(FLAGS_record_bytes), partitions,
-              absl::GetFlag(FLAGS_flush_policy).c_str());
+  std::printf(
+      "\nlibrdkafka %s, %lld records of %d bytes, %d partition(s), runnel flush.policy=%s, "
+      "median of %d rounds\n",
+      rd_kafka_version_str(), static_cast<long long>(absl::GetFlag(FLAGS_records)),
+      absl::GetFlag(FLAGS_record_bytes), partitions, absl::GetFlag(FLAGS_flush_policy).c_str(),
+      repetitions);
   std::printf("%-28s %16s %16s %10s\n", "figure", "runnel-broker", "mock cluster", "ratio");
   PrintRow("produce acks=1", runnel.produce_acks1_records_per_s, mock.produce_acks1_records_per_s,
            "records/s");
