@@ -58,9 +58,7 @@ std::string Printable(const std::optional<std::string>& bytes) {
 // Everything the workloads did and saw, and the checks that need no more than that.
 class KafkaWorld::History {
  public:
-  History(bool idempotent, bool high_watermark_regression_is_violation)
-      : idempotent_(idempotent),
-        high_watermark_regression_is_violation_(high_watermark_regression_is_violation) {}
+  explicit History(bool idempotent) : idempotent_(idempotent) {}
 
   struct Sent {
     int producer = 0;
@@ -160,8 +158,6 @@ class KafkaWorld::History {
     if (!fresh) {
       if (fetched.high_watermark < hw->second) {
         ++high_watermark_regressions_;
-      }
-      if (fetched.high_watermark < hw->second && high_watermark_regression_is_violation_) {
         Violation(absl::StrCat("hw-decreased: ", where, " high watermark went from ",
                                hw->second, " to ", fetched.high_watermark));
       }
@@ -230,7 +226,6 @@ class KafkaWorld::History {
 
  private:
   const bool idempotent_;
-  const bool high_watermark_regression_is_violation_;
   uint64_t high_watermark_regressions_ = 0;
   std::vector<Sent> sent_;
   std::map<std::string, uint64_t> by_value_;
@@ -425,8 +420,7 @@ class ConsumerWorkload {
 
 KafkaWorld::KafkaWorld(KafkaWorldOptions options)
     : options_(std::move(options)),
-      history_(std::make_unique<History>(options_.idempotent,
-                                         options_.high_watermark_regression_is_violation)),
+      history_(std::make_unique<History>(options_.idempotent)),
       simulator_([&] {
         SimulatorOptions simulator;
         simulator.seed = options_.seed;

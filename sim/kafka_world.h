@@ -28,10 +28,8 @@
 //   consumer and every crash.
 // - nonmonotonic-poll / poll-skip: each consumer read each partition's offsets in order, each once,
 //   without gaps (the workload's logs have no compaction, transactions or control batches).
-// - hw-decreased: the high watermark a consumer saw for a partition never decreased. (Each
-//   regression is also counted in KafkaWorldResult::high_watermark_regressions; with
-//   high_watermark_regression_is_violation false it is only counted. The broker currently lets the
-//   high watermark drop briefly after a restart, see tests/client_test.cc, SlowSyncBrokerTest.)
+// - hw-decreased: the high watermark a consumer saw for a partition never decreased (each
+//   regression is also counted in KafkaWorldResult::high_watermark_regressions).
 // - phantom-read: every record read was sent by a producer, with the key it was sent with.
 // - duplicate (idempotent producers only): no value appears at two offsets.
 // - stuck: the settle phase ended with records still unresolved or consumers behind.
@@ -117,8 +115,6 @@ struct KafkaWorldOptions {
   std::vector<KafkaScheduledFault> faults;
   KafkaFaultMix fault_mix;
   bool buggify = false;
-  // Whether a consumer seeing a partition's high watermark go down is a violation, or only counted.
-  bool high_watermark_regression_is_violation = true;
   NetworkOptions network;
   // Keep every trace event in memory, up to this many (0: keep none).
   size_t trace_events_kept_max = 0;

@@ -26,13 +26,7 @@ std::string Describe(const KafkaWorldOptions& options, const KafkaWorldResult& r
 }
 
 // Runs the world and checks that it held up and did real work.
-//
-// KNOWN BROKER ISSUE: right after a restart the broker reports a high watermark of 0 until the
-// recovery sync of each log's tail completes (tests/client_test.cc, SlowSyncBrokerTest, has a
-// deterministic reproduction). Until broker/server is fixed, regressions are counted rather than
-// failed on here; set high_watermark_regression_is_violation back to true once it is.
 KafkaWorldResult RunClean(KafkaWorldOptions options) {
-  options.high_watermark_regression_is_violation = false;
   KafkaWorld world(options);
   KafkaWorldResult result = world.Run();
   EXPECT_TRUE(result.violations.empty()) << Describe(options, result);

@@ -1027,16 +1027,10 @@ TEST_F(ConsumerSimTest, PositionNeverSkipsOrRepeatsAcrossCrashes) {
   EXPECT_GT(consumer->stats().fetch_failures, 0u);
 }
 
-// --- Broker issues found by these tests ---
-
-// BROKER ISSUE (reported to the lead; disabled until broker/server is fixed): after a restart the
-// broker serves Fetch and ListOffsets before the recovery sync of each log's tail completes
-// (BrokerNode::Create starts it but does not wait), and meanwhile its high watermark is the log's
-// durable_end_offset(), 0. So a consumer that reconnects in that window sees the high watermark go
-// from 100 back to 0, and ListOffsets(latest) answers 0: a consumer with auto_offset_reset=latest
-// or SeekToEnd would re-read the whole partition. A slow fsync (200 ms) makes the window wide and
-// the reproduction deterministic; with the default 0.1-2 ms sync latency the world test hits it on
-// some seeds (tests/broker_sim_test.cc, hw-decreased).
+// After a restart the broker listens only once the recovered tail of every log is durable again,
+// so its high watermarks start where they were: a consumer that reconnects never sees one go back
+// (which would make auto_offset_reset=latest or SeekToEnd re-read the partition). A slow fsync
+// (200 ms) makes the window before the first sync wide.
 class SlowSyncBrokerTest : public ClientSimTest {
  protected:
   SlowSyncBrokerTest()
@@ -1044,7 +1038,7 @@ class SlowSyncBrokerTest : public ClientSimTest {
                                              .sync_latency_us_max = 200'000}) {}
 };
 
-TEST_F(SlowSyncBrokerTest, DISABLED_HighWatermarkDoesNotRegressAfterRestart) {
+TEST_F(SlowSyncBrokerTest, HighWatermarkDoesNotRegressAfterRestart) {
   CreateTopic("hw", 1);
   std::unique_ptr<Producer> producer = MakeProducer({.linger_ms = 0});
   int acked = 0;

@@ -330,9 +330,11 @@ class World {
   }
 
   BrokerConfig& config() { return config_; }
+  // Starts the broker and waits until it listens (after a crash, once its recovery syncs are done).
   void Start() {
     simulator_.StartNode(broker_);
     ASSERT_TRUE(broker_host_->status.ok()) << broker_host_->status;
+    ASSERT_TRUE(RunUntil([&] { return broker_host_->node->serving(); }));
   }
   void Crash(sim::CrashKind kind) {
     broker_host_ = nullptr;

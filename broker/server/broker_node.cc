@@ -1,6 +1,8 @@
 #include "broker/server/broker_node.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -17,47 +19,86 @@ BrokerNode::~BrokerNode() {
 }
 
 absl::StatusOr<std::unique_ptr<BrokerNode>> BrokerNode::Create(Env& env, BrokerSettings settings,
-                                                               std::string data_dir) {
+                                                               std::string data_dir,
+                                                               ServingCallback on_serving) {
   std::unique_ptr<BrokerNode> node(new BrokerNode(env, std::move(settings)));
+  node->on_serving_ = std::move(on_serving);
   absl::StatusOr<std::unique_ptr<TopicManager>> topics =
       TopicManager::Open(env, data_dir, node->settings_.defaults);
   if (!topics.ok()) return topics.status();
   node->topics_ = *std::move(topics);
-  // After a crash a log's recovered tail counts as durable only once synced again; until then the
-  // high watermark would hide it from consumers. Sync it now rather than at the next append.
-  size_t flushed = 0;
-  for (const auto& [name, info] : node->topics_->image().topics()) {
-    for (int32_t partition = 0; partition < info.partition_count(); ++partition) {
-      storage::PartitionLog* log = node->topics_->Find(name, partition);
-      if (log != nullptr && log->durable_end_offset() < log->log_end_offset()) {
-        log->Flush();
-        ++flushed;
-      }
-    }
-  }
-  if (flushed > 0) {
-    env.Log(LogLevel::kInfo,
-            absl::StrCat("broker: syncing the recovered tails of ", flushed, " partitions"));
-  }
   absl::StatusOr<std::unique_ptr<ProducerIdAllocator>> producer_ids =
       ProducerIdAllocator::Open(env, data_dir);
   if (!producer_ids.ok()) return producer_ids.status();
   node->producer_ids_ = *std::move(producer_ids);
-  absl::StatusOr<std::unique_ptr<KafkaServer>> server =
-      KafkaServer::Start(env, *node->topics_, *node->producer_ids_, node->settings_);
-  if (!server.ok()) return server.status();
-  node->server_ = *std::move(server);
+  // Logs whose recovered tail is not yet durable, in name order, with their names for the log.
+  std::vector<std::pair<std::string, storage::PartitionLog*>> unsynced;
+  for (const auto& [name, info] : node->topics_->image().topics()) {
+    for (int32_t partition = 0; partition < info.partition_count(); ++partition) {
+      storage::PartitionLog* log = node->topics_->Find(name, partition);
+      if (log != nullptr && log->durable_end_offset() < log->log_end_offset()) {
+        unsynced.emplace_back(absl::StrCat(name, "-", partition), log);
+      }
+    }
+  }
+  if (unsynced.empty()) {
+    if (absl::Status started = node->StartServing(); !started.ok()) return started;
+    return node;
+  }
+  env.Log(LogLevel::kInfo, absl::StrCat("broker: syncing the recovered tails of ", unsynced.size(),
+                                        " partitions before listening"));
+  // Counted in full first: a WhenDurable callback may run inside the call (with an error).
+  node->recovery_syncs_pending_ = unsynced.size();
+  std::weak_ptr<BrokerNode*> alive = node->alive_;
+  for (auto& [name, log] : unsynced) {
+    log->WhenDurable(log->log_end_offset(), [alive, name](const absl::Status& status) {
+      if (alive.expired()) return;
+      BrokerNode* self = *alive.lock();
+      if (!status.ok()) {
+        self->env_.Log(LogLevel::kError,
+                       absl::StrCat("broker: recovery sync of ", name, " failed: ",
+                                    status.ToString(), "; serving the other partitions"));
+      }
+      self->OnRecoverySynced();
+    });
+    log->Flush();
+  }
   return node;
+}
+
+void BrokerNode::OnRecoverySynced() {
+  assert(recovery_syncs_pending_ > 0);
+  if (--recovery_syncs_pending_ > 0 || shutting_down_) return;
+  // Errors went to on_serving_ and the log.
+  StartServing().IgnoreError();
+}
+
+absl::Status BrokerNode::StartServing() {
+  absl::StatusOr<std::unique_ptr<KafkaServer>> server =
+      KafkaServer::Start(env_, *topics_, *producer_ids_, settings_);
+  absl::Status status = server.status();
+  if (server.ok()) {
+    server_ = *std::move(server);
+  } else {
+    env_.Log(LogLevel::kError, absl::StrCat("broker: cannot listen: ", status.ToString()));
+  }
+  if (on_serving_) {
+    ServingCallback on_serving = std::move(on_serving_);
+    on_serving_ = nullptr;
+    on_serving(status);
+  }
+  return status;
 }
 
 void BrokerNode::Shutdown(absl::AnyInvocable<void(const absl::Status&)> done) {
   env_.Log(LogLevel::kInfo, "broker: shutting down");
-  server_->StopAccepting();
+  shutting_down_ = true;
+  if (server_ != nullptr) server_->StopAccepting();
   std::weak_ptr<BrokerNode*> alive = alive_;
   topics_->Close([alive, done = std::move(done)](const absl::Status& status) mutable {
     if (alive.expired()) return;
     BrokerNode* self = *alive.lock();
-    self->server_->CloseConnections();
+    if (self->server_ != nullptr) self->server_->CloseConnections();
     self->env_.Log(status.ok() ? LogLevel::kInfo : LogLevel::kError,
                    absl::StrCat("broker: shut down: ", status.ToString()));
     done(status);

@@ -7,14 +7,20 @@
 // roots a PosixEnv at --data-dir). Its layout is topic_manager.h's, plus the producer id file
 // (producer_id_allocator.h).
 //
-// Start-up recovers every topic and record (PartitionLog recovery), and starts a sync of every log
-// whose tail was not known to be durable (after a crash), so that the high watermark catches up
-// with what survived. A crash at any moment (destroying the node without Shutdown) loses nothing
-// that was acknowledged to an acks=all producer or returned to a consumer, except under
-// flush.policy=never.
+// Start-up recovers every topic and record (PartitionLog recovery). After a crash a log's
+// recovered tail is not known to be durable, and the high watermark (the durable end) would start
+// below what consumers saw before the crash. So, as Kafka finishes log recovery before it opens its
+// listener, the node syncs every such log first and only then listens: a client meets either no
+// broker or one whose high watermarks are where they were. A log whose recovery sync fails stays
+// failed (it refuses appends and reports the error); the node serves the others regardless.
+//
+// A crash at any moment (destroying the node without Shutdown) loses nothing that was acknowledged
+// to an acks=all producer or returned to a consumer, except under flush.policy=never.
 #ifndef RUNNEL_BROKER_SERVER_BROKER_NODE_H_
 #define RUNNEL_BROKER_SERVER_BROKER_NODE_H_
 
+#include <cassert>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -31,10 +37,18 @@ namespace runnel::server {
 
 class BrokerNode {
  public:
-  // Opens the data directory and starts serving. Errors: the topic manager's (kDataLoss for a
-  // damaged metadata file or log), the producer id file's, and the listener's.
+  // Runs once, when the node listens, or with the error that keeps it from ever listening.
+  using ServingCallback = absl::AnyInvocable<void(const absl::Status&)>;
+
+  // Opens the data directory and starts serving: at once when every log is known durable (a first
+  // start or one after a clean shutdown), otherwise once the recovery syncs have finished. Errors:
+  // the topic manager's (kDataLoss for a damaged metadata file or log), the producer id file's,
+  // and the listener's when it starts at once; a listener that starts later reports its error to
+  // `on_serving` and the Env's log. `on_serving` may be empty; it runs inside Create() when the
+  // node listens at once.
   static absl::StatusOr<std::unique_ptr<BrokerNode>> Create(Env& env, BrokerSettings settings,
-                                                            std::string data_dir = "");
+                                                            std::string data_dir = "",
+                                                            ServingCallback on_serving = nullptr);
   // Without Shutdown() this is a crash as far as the disk and the clients are concerned.
   ~BrokerNode();
 
@@ -47,7 +61,12 @@ class BrokerNode {
   // with the topic manager's result. Call at most once.
   void Shutdown(absl::AnyInvocable<void(const absl::Status&)> done);
 
-  KafkaServer& server() { return *server_; }
+  // Whether the Kafka server listens; server() may be called only then.
+  bool serving() const { return server_ != nullptr; }
+  KafkaServer& server() {
+    assert(server_ != nullptr);
+    return *server_;
+  }
   TopicManager& topics() { return *topics_; }
   ProducerIdAllocator& producer_ids() { return *producer_ids_; }
   const BrokerSettings& settings() const { return settings_; }
@@ -55,10 +74,20 @@ class BrokerNode {
  private:
   BrokerNode(Env& env, BrokerSettings settings);
 
+  // Starts the Kafka server; reports to on_serving_ (and the log, when it fails).
+  absl::Status StartServing();
+  // One recovery sync has finished.
+  void OnRecoverySynced();
+
   Env& env_;
   const BrokerSettings settings_;
   std::unique_ptr<TopicManager> topics_;
   std::unique_ptr<ProducerIdAllocator> producer_ids_;
+  ServingCallback on_serving_;
+  // Recovery syncs not yet finished; the server starts when this reaches zero.
+  size_t recovery_syncs_pending_ = 0;
+  // Shutdown() came before the server started: it never will.
+  bool shutting_down_ = false;
   // Declared last: destroyed first, while what it refers to still exists.
   std::unique_ptr<KafkaServer> server_;
   std::shared_ptr<BrokerNode*> alive_;

@@ -100,6 +100,13 @@ bool IsWildcardHost(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::";
 }
 
+// The line scripts and tests wait for: printed once the node listens.
+void PrintReady(int32_t node_id, runnel::server::BrokerNode& node) {
+  std::printf("runnel-broker: node %d listening on %s\n", node_id,
+              node.server().listen_address().ToString().c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,18 +218,35 @@ int main(int argc, char** argv) {
     return kExitFailure;
   }
   (*env)->set_log_level_min(log_level);
+  // The node listens once every recovered log is durable again, which after a crash may be a
+  // little after Create() returns: the ready line is printed then.
+  runnel::server::BrokerNode* serving_node = nullptr;
+  absl::Status listen_status;
   absl::StatusOr<std::unique_ptr<runnel::server::BrokerNode>> node =
-      runnel::server::BrokerNode::Create(**env, *std::move(settings));
+      runnel::server::BrokerNode::Create(
+          **env, *std::move(settings), "", [&](const absl::Status& status) {
+            listen_status = status;
+            if (!status.ok()) {
+              (*loop)->Stop();
+              return;
+            }
+            // Inside Create() serving_node is not yet set: the line is printed after it returns.
+            if (serving_node != nullptr) PrintReady(config.node_id(), *serving_node);
+          });
   if (!node.ok()) {
     (*env)->Log(runnel::LogLevel::kError,
                 absl::StrCat("broker failed to start: ", node.status().ToString()));
     return kExitFailure;
   }
-  std::printf("runnel-broker: node %d listening on %s\n", config.node_id(),
-              (*node)->server().listen_address().ToString().c_str());
-  std::fflush(stdout);
+  serving_node = node->get();
+  if ((*node)->serving()) PrintReady(config.node_id(), **node);
 
   (*loop)->Run();
+  if (!listen_status.ok()) {
+    (*env)->Log(runnel::LogLevel::kError,
+                absl::StrCat("broker failed to start: ", listen_status.ToString()));
+    return kExitFailure;
+  }
   (*env)->Log(runnel::LogLevel::kInfo,
               absl::StrCat("received signal ", (*loop)->stop_signal(), ": stopping"));
   bool stopped = false;
