@@ -27,6 +27,8 @@ using ::testing::ElementsAreArray;
 
 constexpr int64_t kBaseTimestampMs = 1'700'000'000'000;
 constexpr int64_t kDay = int64_t{24} * 3600 * 1000;
+// CompactBatches' cleaned_end_offset when no earlier round completed.
+constexpr int64_t kNothingCleaned = -1;
 
 // A record at offset delta `delta` (timestamp delta `delta` as well, unless given).
 Record Rec(int32_t delta, std::optional<std::string> key, std::optional<std::string> value,
@@ -127,7 +129,7 @@ OffsetMap MapOf(absl::string_view log) {
 // larger than the input.
 std::string Compact(absl::string_view log, const OffsetMap& map, int64_t now_ms = kBaseTimestampMs,
                     int64_t delete_retention_ms = kDay, CompactionStats* stats = nullptr) {
-  absl::StatusOr<std::string> out = CompactBatches(log, map, now_ms, delete_retention_ms, stats);
+  absl::StatusOr<std::string> out = CompactBatches(log, map, now_ms, delete_retention_ms, kNothingCleaned, stats);
   EXPECT_TRUE(out.ok()) << out.status();
   if (!out.ok()) return std::string();
   EXPECT_LE(out->size(), log.size());
@@ -304,6 +306,39 @@ TEST(CompactionTest, TombstoneNotSeenByMapKept) {
   const OffsetMap map = MapOf(covered);
   const std::string out = Compact(covered + above, map, kBaseTimestampMs + 100 * kDay, kDay);
   EXPECT_EQ(out, covered + above);
+}
+
+// A tombstone that an earlier, completed round kept because it was young lies below the cleaned end
+// offset, the only record of its key there; a later round, whose map is fed from the cleaned end on
+// and so never sees it, removes it once it is old. Without a cleaned end, or while young, it stays.
+TEST(CompactionTest, OldTombstoneBelowCleanedEndRemovedByALaterRound) {
+  const int64_t tombstone_ms = kBaseTimestampMs;
+  const std::string cleaned = Batch(0, {Rec(0, "a", std::nullopt), Rec(1, "b", "b1")});
+  const std::string dirty = Batch(2, {Rec(0, "c", "c2"), Rec(1, "b", std::nullopt)});
+  const OffsetMap map = MapOf(dirty);
+  // Past delete.retention.ms for both tombstones (record timestamps are kBaseTimestampMs + offset).
+  const int64_t old_ms = tombstone_ms + kDay + 10;
+  const int64_t cleaned_end = 2;
+
+  CompactionStats stats;
+  absl::StatusOr<std::string> later =
+      CompactBatches(cleaned + dirty, map, old_ms, kDay, cleaned_end, &stats);
+  ASSERT_TRUE(later.ok()) << later.status();
+  // "a" (old, below the cleaned end) goes; "b1" is superseded by the dirty part's tombstone,
+  // which the map saw as latest and which is as old, so it goes too; "c2" stays.
+  EXPECT_THAT(Decode(*later), ElementsAre(E(2, "c", "c2")));
+  EXPECT_EQ(stats.tombstones_removed, 2u);
+
+  absl::StatusOr<std::string> young =
+      CompactBatches(cleaned + dirty, map, tombstone_ms + kDay, kDay, cleaned_end, nullptr);
+  ASSERT_TRUE(young.ok()) << young.status();
+  EXPECT_THAT(Decode(*young), ElementsAre(E(0, "a", std::nullopt), E(2, "c", "c2"),
+                                          E(3, "b", std::nullopt)));
+
+  absl::StatusOr<std::string> uncleaned =
+      CompactBatches(cleaned + dirty, map, old_ms, kDay, kNothingCleaned, nullptr);
+  ASSERT_TRUE(uncleaned.ok()) << uncleaned.status();
+  EXPECT_THAT(Decode(*uncleaned), ElementsAre(E(0, "a", std::nullopt), E(2, "c", "c2")));
 }
 
 // Under LogAppendTime the rewritten batch keeps its append time (maxTimestamp), and a tombstone's
@@ -633,7 +668,7 @@ TEST(CompactionTest, MalformedInputYieldsError) {
 
   auto expect_error = [&](const std::string& input, absl::StatusCode code) {
     CompactionStats stats;
-    absl::StatusOr<std::string> out = CompactBatches(input, map, kBaseTimestampMs, kDay, &stats);
+    absl::StatusOr<std::string> out = CompactBatches(input, map, kBaseTimestampMs, kDay, kNothingCleaned, &stats);
     EXPECT_EQ(out.status().code(), code) << out.status();
     EXPECT_EQ(stats.batches_read, 0u);  // Untouched on error.
     OffsetMap fresh;
@@ -655,9 +690,9 @@ TEST(CompactionTest, MalformedInputYieldsError) {
   expect_error(b1 + b0, absl::StatusCode::kInvalidArgument);  // Out of offset order.
   expect_error(b0 + b0, absl::StatusCode::kInvalidArgument);  // Offsets repeated.
 
-  EXPECT_EQ(CompactBatches(log, map, kBaseTimestampMs, -1, nullptr).status().code(),
+  EXPECT_EQ(CompactBatches(log, map, kBaseTimestampMs, -1, kNothingCleaned, nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(CompactBatches("", map, kBaseTimestampMs, kDay, nullptr)->empty());
+  EXPECT_TRUE(CompactBatches("", map, kBaseTimestampMs, kDay, kNothingCleaned, nullptr)->empty());
 }
 
 // Records that contradict their header (count, offset deltas beyond lastOffsetDelta or out of
@@ -680,7 +715,7 @@ TEST(CompactionTest, InconsistentRecordsRejected) {
   Resign(low_last);
   const OffsetMap map;
   for (const std::string& input : {backwards, low_last}) {
-    absl::StatusOr<std::string> out = CompactBatches(input, map, kBaseTimestampMs, kDay, nullptr);
+    absl::StatusOr<std::string> out = CompactBatches(input, map, kBaseTimestampMs, kDay, kNothingCleaned, nullptr);
     EXPECT_FALSE(out.ok());
     OffsetMap fresh;
     EXPECT_FALSE(AddToOffsetMap(input, fresh).ok());
@@ -717,7 +752,7 @@ TEST(CompactionTest, ByteCorruptionNeverCrashes) {
                                                                      header->total_bytes())));
         }
       }
-      absl::StatusOr<std::string> out = CompactBatches(damaged, map, kBaseTimestampMs, kDay,
+      absl::StatusOr<std::string> out = CompactBatches(damaged, map, kBaseTimestampMs, kDay, kNothingCleaned,
                                                        nullptr);
       if (out.ok()) {
         ++accepted;

@@ -1993,6 +1993,53 @@ TEST_F(SimLogTest, TombstonesGoAfterDeleteRetention) {
   }
 }
 
+// A tombstone that was still young when a completed round compacted it is removed by a later round
+// once it is old, although that round's map (fed from the end of the completed rounds) never sees
+// it; also when a restart comes between the rounds (the checkpoint keeps the cleaned offset).
+TEST_F(SimLogTest, YoungTombstoneGoesInALaterRoundOnceOld) {
+  LogConfig config;
+  config.cleanup_policy = CleanupPolicy::kCompact;
+  config.segment_ms = 1000;
+  config.delete_retention_ms = 60'000;
+  config.min_cleanable_dirty_ratio = 0.01;
+  for (const bool restart : {false, true}) {
+    SCOPED_TRACE(restart ? "restart between rounds" : "no restart");
+    const std::string name = restart ? "late-tombstone-restart" : "late-tombstone";
+    OpenOrDie(config, name);
+    const int64_t now_ms = env().clock().WallNowMs();
+    Append(MakeBatch({{"gone", "1"}, {"kept", "2"}}, now_ms));
+    Append(MakeBatch({{"gone", std::nullopt}}, now_ms));
+    RunFor(1'100'000);
+    Append(MakeBatch({{"other", "3"}}, now_ms));  // rolls: the records above are sealed
+    CompactSteps();
+    const uint64_t first_rounds = log().stats().compactions;
+    ASSERT_GT(first_rounds, 0u);
+    if (restart) {
+      ASSERT_TRUE(Close().ok());
+      host_->log.reset();
+      OpenOrDie(config, name);
+    }
+    simulator_.clock(node_).JumpWallMs(config.delete_retention_ms + 1);
+    RunFor(1'100'000);
+    Append(MakeBatch({{"more", "4"}}, env().clock().WallNowMs()));  // new dirty data, and a roll
+    RunFor(1'100'000);
+    Append(MakeBatch({{"last", "5"}}, env().clock().WallNowMs()));
+    CompactSteps();
+    ASSERT_GT(log().stats().compactions, restart ? 0u : first_rounds);
+    std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> left;
+    absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+    ASSERT_TRUE(read.ok());
+    for (const std::string& batch : *read) {
+      absl::StatusOr<std::vector<Record>> records = DecodeRecords(batch);
+      ASSERT_TRUE(records.ok());
+      for (const Record& record : *records) left.emplace_back(record.key, record.value);
+    }
+    using Left = std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>>;
+    EXPECT_EQ(left, (Left{{"kept", "2"}, {"other", "3"}, {"more", "4"}, {"last", "5"}}));
+    host_->log.reset();
+  }
+}
+
 // The two metadata files are laid out exactly as log_checkpoint.h says: built here byte by byte
 // (the CRC by the reference CRC-32C) and compared with the encoders; decoding gives the values
 // back, and a flipped bit or a wrong size is kDataLoss.
@@ -2005,24 +2052,36 @@ TEST(LogCheckpointTest, FormatsMatchTheirDescription) {
   checkpoint.recovery_point = 9;
   checkpoint.truncation_bound = kNoOffset;
   checkpoint.clean_offset = 7;
+  checkpoint.cleaned_offset = 6;
   checkpoint.leader_epochs = {{0, 1}, {6, 3}};
-  std::string want;
-  be(want, 0x524E4C43, 4);
-  be(want, 1, 2);
-  be(want, 0, 2);
-  for (int64_t value : {int64_t{5}, int64_t{9}, int64_t{-1}, int64_t{7}}) {
-    be(want, static_cast<uint64_t>(value), 8);
-  }
-  be(want, 2, 4);
-  be(want, 0, 8);
-  be(want, 1, 4);
-  be(want, 6, 8);
-  be(want, 3, 4);
-  be(want, testing::BitwiseCrc32c(want), 4);
+  // Version 2 with `offsets`; version 1 lacks the cleaned offset.
+  auto layout = [&](int version, std::vector<int64_t> offsets) {
+    std::string bytes;
+    be(bytes, 0x524E4C43, 4);
+    be(bytes, static_cast<uint64_t>(version), 2);
+    be(bytes, 0, 2);
+    for (int64_t value : offsets) be(bytes, static_cast<uint64_t>(value), 8);
+    be(bytes, 2, 4);
+    be(bytes, 0, 8);
+    be(bytes, 1, 4);
+    be(bytes, 6, 8);
+    be(bytes, 3, 4);
+    be(bytes, testing::BitwiseCrc32c(bytes), 4);
+    return bytes;
+  };
+  const std::string want = layout(2, {5, 9, -1, 7, 6});
   EXPECT_EQ(EncodeLogCheckpoint(checkpoint), want);
   absl::StatusOr<LogCheckpoint> decoded = DecodeLogCheckpoint(want);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(*decoded, checkpoint);
+  absl::StatusOr<LogCheckpoint> from_v1 = DecodeLogCheckpoint(layout(1, {5, 9, -1, 7}));
+  ASSERT_TRUE(from_v1.ok()) << from_v1.status();
+  LogCheckpoint v1_checkpoint = checkpoint;
+  v1_checkpoint.cleaned_offset = kNoOffset;
+  EXPECT_EQ(*from_v1, v1_checkpoint);
+  // A cleaned offset past the clean offset is not a checkpoint this code wrote.
+  EXPECT_EQ(DecodeLogCheckpoint(layout(2, {5, 9, -1, 7, 8})).status().code(),
+            absl::StatusCode::kDataLoss);
 
   CleanShutdownRecord record{.log_end_offset = 42,
                              .last_segment_base_offset = 40,
@@ -2040,7 +2099,7 @@ TEST(LogCheckpointTest, FormatsMatchTheirDescription) {
   ASSERT_TRUE(decoded_marker.ok()) << decoded_marker.status();
   EXPECT_EQ(*decoded_marker, record);
 
-  for (std::string* bytes : {&want, &marker}) {
+  for (const std::string* bytes : {&want, static_cast<const std::string*>(&marker)}) {
     std::string flipped = *bytes;
     flipped[20] ^= 4;
     EXPECT_EQ(DecodeLogCheckpoint(flipped).status().code(), absl::StatusCode::kDataLoss);

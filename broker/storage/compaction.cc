@@ -291,7 +291,7 @@ absl::Status AddToOffsetMap(absl::string_view batches, OffsetMap& map) {
 
 absl::StatusOr<std::string> CompactBatches(absl::string_view batches, const OffsetMap& map,
                                            int64_t now_ms, int64_t delete_retention_ms,
-                                           CompactionStats* stats) {
+                                           int64_t cleaned_end_offset, CompactionStats* stats) {
   if (delete_retention_ms < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("delete_retention_ms is negative: ", delete_retention_ms));
@@ -333,11 +333,13 @@ absl::StatusOr<std::string> CompactBatches(absl::string_view batches, const Offs
         const std::optional<int64_t> latest = map.Get(*record.key);
         // A later record of the key exists (at an offset the map has seen).
         if (latest.has_value() && offset < *latest) continue;
-        // A tombstone is dropped for age only when the map saw it as its key's latest record:
-        // then the same map removes every older record of the key, and the key cannot come back.
-        // A tombstone above the map's range may still have older values below it that this round
-        // keeps, so it stays.
-        if (!record.value.has_value() && latest == offset &&
+        // A tombstone is dropped for age only when no older record of its key can survive: the
+        // map saw it as its key's latest record (then the same map removes every older record of
+        // the key), or completed rounds did (below cleaned_end_offset). A tombstone above the
+        // map's range may still have older values below it that this round keeps, so it stays.
+        const bool only_record_of_key =
+            latest == offset || (offset < cleaned_end_offset && !latest.has_value());
+        if (!record.value.has_value() && only_record_of_key &&
             *RecordTimestamp(header, record) < delete_horizon_ms) {
           ++tombstones_removed;
           continue;

@@ -8,9 +8,12 @@
 //      every offset up to map.last_offset(), and no batch above it was fed.
 //   2. Rewrite every segment from the log start up to map.last_offset() with CompactBatches and
 //      the same map, oldest first, each one replacing its segment before the next is rewritten.
-//      A tombstone is removed only once it is old, and only by a map that saw it as its key's
-//      latest record, which removes every older record of the key; rewriting oldest first means
-//      that a crash part way through never leaves an older value without its tombstone.
+//      A tombstone is removed only once it is old, and only where no older record of its key can
+//      survive: either the map saw it as its key's latest record (and so removes every older
+//      record of the key in this round), or it lies below the cleaned end offset, which earlier
+//      rounds completed (one of them saw it as the latest, and removed the older ones then).
+//      Rewriting oldest first means that a crash part way through never leaves an older value
+//      without its tombstone.
 //   3. Batches above map.last_offset() are left for a later round (CompactBatches would keep all
 //      of their records anyway: none of their offsets is below its key's entry).
 //
@@ -135,9 +138,11 @@ struct CompactionStats {
 // entry for its key, or its absolute offset is at least the map's offset for its key. A surviving
 // tombstone (keyed, null value) is removed anyway when its timestamp is below
 // now_ms - delete_retention_ms (under LogAppendTime a record's timestamp is its batch's
-// maxTimestamp) and the map's entry for its key is the tombstone's own offset. A tombstone the map
-// has not seen (above map.last_offset()) stays, however old: older values of its key may survive
-// this round, and removing it would bring the key back. delete_retention_ms must be >= 0.
+// maxTimestamp) and either the map's entry for its key is the tombstone's own offset, or it lies
+// below `cleaned_end_offset` (the end of the completed rounds, -1 for none: see step 2 above; the
+// caller feeds the map from there, so the map has no entry for its key at or below it). Any other
+// tombstone stays, however old: older values of its key may survive this round, and removing it
+// would bring the key back. delete_retention_ms must be >= 0.
 //
 // Per batch:
 // - Control batches, batches without records, and batches that lose nothing are copied byte for
@@ -160,7 +165,7 @@ struct CompactionStats {
 // `stats` may be null.
 absl::StatusOr<std::string> CompactBatches(absl::string_view batches, const OffsetMap& map,
                                            int64_t now_ms, int64_t delete_retention_ms,
-                                           CompactionStats* stats);
+                                           int64_t cleaned_end_offset, CompactionStats* stats);
 
 }  // namespace runnel::storage
 

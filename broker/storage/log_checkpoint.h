@@ -2,7 +2,7 @@
 // one home of their formats.
 //
 // "recovery-point" (kLogCheckpointFixedBytes + 12 bytes per leader epoch, integers big-endian):
-//   u32 magic 0x524E4C43 ("RNLC"), u16 version 1, u16 zero,
+//   u32 magic 0x524E4C43 ("RNLC"), u16 version 2, u16 zero,
 //   i64 log start offset      the offset below which the log has been deleted (retention,
 //                             DeleteRecords); segments wholly below it are removed at Open()
 //   i64 recovery point        every batch below it was validated and synced, so Open() scans only
@@ -11,11 +11,18 @@
 //                             Open() removes everything at or past it before anything else
 //   i64 clean offset          -1, or the compaction horizon: compaction may have used records
 //                             below it to remove older ones, so the log is never cut below it
+//   i64 cleaned offset        -1, or the end of the last completed compaction round: every
+//                             record below it went through completed rounds whose maps covered
+//                             it, so each tombstone there is the only record of its key (the
+//                             next round feeds its map from here, and may drop such a tombstone
+//                             once it is older than delete.retention.ms); at most the clean offset
 //   u32 leader epoch count    at most kLeaderEpochEntriesMax, then per entry, by start offset:
 //     i64 start offset, i32 leader epoch: batches from this offset on (to the next entry's) carry
 //     this partitionLeaderEpoch. A batch's leader epoch lies outside its CRC; reads check it
 //     against these entries (Kafka keeps the same list in leader-epoch-checkpoint).
 //   u32 CRC-32C of every byte before it.
+// Version 1 files (the same without the cleaned offset, kLogCheckpointFixedBytesV1 fixed bytes) are
+// read with a cleaned offset of -1; files are always written as version 2.
 // It is replaced atomically: written whole to "recovery-point.tmp", synced, renamed over
 // "recovery-point", and the directory synced. A file that fails its checks is damaged media, never
 // a torn write.
@@ -46,7 +53,8 @@ inline constexpr char kCleanShutdownFileName[] = "clean-shutdown";
 // (partition_log_impl.h); never read, removed at Open().
 inline constexpr char kPendingAppendsFileName[] = "pending-appends.tmp";
 
-inline constexpr size_t kLogCheckpointFixedBytes = 48;
+inline constexpr size_t kLogCheckpointFixedBytes = 56;
+inline constexpr size_t kLogCheckpointFixedBytesV1 = 48;
 inline constexpr size_t kLeaderEpochEntryBytes = 12;
 // The most leader epochs a log remembers (the oldest are forgotten first).
 inline constexpr size_t kLeaderEpochEntriesMax = 4096;
@@ -67,6 +75,7 @@ struct LogCheckpoint {
   int64_t recovery_point = 0;
   int64_t truncation_bound = kNoOffset;
   int64_t clean_offset = kNoOffset;
+  int64_t cleaned_offset = kNoOffset;
   // By increasing start offset.
   std::vector<LeaderEpochEntry> leader_epochs;
   friend bool operator==(const LogCheckpoint&, const LogCheckpoint&) = default;
@@ -82,7 +91,8 @@ struct CleanShutdownRecord {
 
 std::string EncodeLogCheckpoint(const LogCheckpoint& checkpoint);
 // kDataLoss when the bytes are not a checkpoint (size, magic, version, CRC) or its offsets are out
-// of range (negative start or recovery point, a bound below -1, epochs not by increasing offset).
+// of range (negative start or recovery point, a bound below -1, a cleaned offset past the clean
+// offset, epochs not by increasing offset).
 absl::StatusOr<LogCheckpoint> DecodeLogCheckpoint(absl::string_view bytes);
 
 std::string EncodeCleanShutdown(const CleanShutdownRecord& record);

@@ -71,8 +71,10 @@ bool PartitionLog::Impl::CleanerStart() {
   assert(cleaner_.phase == CleanerPhase::kIdle);
   const int64_t cleanable_end =
       std::min(active()->base_offset(), checkpoint_durable_.recovery_point);
-  const int64_t first_dirty =
-      std::max(clean_offset_ == kNoOffset ? int64_t{0} : clean_offset_, segments_.begin()->first);
+  // From the end of the completed rounds, not from the clean offset: a round that was aborted
+  // raised the clean offset without rewriting every segment, so what it covered is fed again.
+  const int64_t first_dirty = std::max(cleaned_offset_ == kNoOffset ? int64_t{0} : cleaned_offset_,
+                                       segments_.begin()->first);
   uint64_t total_bytes = 0;
   uint64_t dirty_bytes = 0;
   for (auto it = segments_.begin(); std::next(it) != segments_.end(); ++it) {
@@ -153,8 +155,10 @@ absl::Status PartitionLog::Impl::CleanerRewrite(uint64_t& budget_bytes) {
     auto it = segments_.find(cleaner_.rewrite_segment);
     if (it == segments_.end() || it->first > cleaner_.map->last_offset() ||
         std::next(it) == segments_.end() || std::next(it)->first > cleaner_.cleanable_end) {
-      // Every segment the map covers is rewritten.
+      // Every segment the map covers is rewritten, and the map was fed from the end of the
+      // earlier completed rounds (or the log start), so the completed rounds now reach its end.
       assert(clean_offset_ >= cleaner_.map->last_offset() + 1);
+      cleaned_offset_ = std::max(cleaned_offset_, cleaner_.map->last_offset() + 1);
       ++stats_.compactions;
       cleaner_ = Cleaner{};
       return absl::OkStatus();
@@ -192,7 +196,8 @@ absl::Status PartitionLog::Impl::CleanerRewrite(uint64_t& budget_bytes) {
     if (!input.empty()) {
       CompactionStats compaction;
       absl::StatusOr<std::string> output = CompactBatches(
-          input, *cleaner_.map, env_.clock().WallNowMs(), config_.delete_retention_ms, &compaction);
+          input, *cleaner_.map, env_.clock().WallNowMs(), config_.delete_retention_ms,
+          cleaned_offset_, &compaction);
       if (!output.ok()) return output.status();
       if (compaction.records_removed > 0 || output->size() != input.size()) {
         cleaner_.segment_changed = true;

@@ -88,7 +88,8 @@ bool PartitionLog::Impl::CycleWanted() const {
   if (close_requested_) return !close_writing_marker_;
   if (truncation_pending_.has_value() || bound_durable_ != kNoOffset) return true;
   if (log_start_offset_ != checkpoint_durable_.log_start_offset ||
-      clean_offset_ != checkpoint_durable_.clean_offset) {
+      clean_offset_ != checkpoint_durable_.clean_offset ||
+      cleaned_offset_ != checkpoint_durable_.cleaned_offset) {
     return true;
   }
   const bool dirty = durable_end_offset_ < log_end_offset_ || files_dirty_ || directory_dirty_ ||
@@ -375,6 +376,7 @@ LogCheckpoint PartitionLog::Impl::WantedCheckpoint() const {
     checkpoint.recovery_point = std::min(checkpoint.recovery_point, checkpoint.truncation_bound);
   }
   checkpoint.clean_offset = clean_offset_;
+  checkpoint.cleaned_offset = cleaned_offset_;
   for (const auto& [start_offset, epoch] : leader_epochs_) {
     checkpoint.leader_epochs.push_back(LeaderEpochEntry{start_offset, epoch});
   }

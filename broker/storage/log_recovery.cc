@@ -230,6 +230,7 @@ absl::Status PartitionLog::Impl::Recover() {
   checkpoint_durable_ = checkpoint;
   log_start_offset_ = checkpoint.log_start_offset;
   clean_offset_ = checkpoint.clean_offset;
+  cleaned_offset_ = checkpoint.cleaned_offset;
   for (const LeaderEpochEntry& entry : checkpoint.leader_epochs) {
     leader_epochs_[entry.start_offset] = entry.epoch;
   }
@@ -387,6 +388,7 @@ absl::Status PartitionLog::Impl::Recover() {
   }
   directory_dirty_ = true;
   if (clean_offset_ != kNoOffset) clean_offset_ = std::min(clean_offset_, log_end_offset_);
+  if (cleaned_offset_ != kNoOffset) cleaned_offset_ = std::min(cleaned_offset_, log_end_offset_);
   // The log must end at or past the truncation bound it completes (compaction may have left a gap
   // before it) and at or past its start (DeleteRecords past what a crash kept): empty batches
   // cover the offsets in between.

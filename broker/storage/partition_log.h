@@ -13,8 +13,10 @@
 //   recovery-point                        the checkpoint (format: log_checkpoint.h): the log start
 //                                         offset, the recovery point (every batch below it was
 //                                         validated and synced), a pending truncation's bound,
-//                                         the clean offset (compaction's horizon) and the leader
-//                                         epochs; replaced atomically by writing and syncing
+//                                         the clean offset (compaction's horizon), the cleaned
+//                                         offset (where completed compaction rounds reach) and
+//                                         the leader epochs; replaced atomically by writing and
+//                                         syncing
 //   recovery-point.tmp                    the next checkpoint on its way, then renamed over
 //                                         recovery-point; a leftover at Open() is removed
 //   clean-shutdown                        the clean-shutdown marker (format: log_checkpoint.h): the

@@ -341,6 +341,9 @@ class PartitionLog::Impl {
   LogCheckpoint checkpoint_durable_;
   // Compaction horizon (log_checkpoint.h; kNoOffset when nothing was compacted).
   int64_t clean_offset_ = kNoOffset;
+  // End of the completed compaction rounds (log_checkpoint.h's cleaned offset; kNoOffset when none
+  // completed): the next round feeds its map from here. Never above clean_offset_.
+  int64_t cleaned_offset_ = kNoOffset;
   // Start offset -> leader epoch of every batch from there on (log_checkpoint.h), at most
   // kLeaderEpochEntriesMax entries.
   std::map<int64_t, int32_t> leader_epochs_;
