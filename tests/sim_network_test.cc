@@ -100,6 +100,21 @@ class NetworkTest : public ::testing::Test {
     return id;
   }
 
+  // Every delivery takes exactly `latency_us`, so tests can name the times of events. Call before
+  // sim() is first used.
+  void FixLatency(int64_t latency_us) {
+    options_.network.latency_us_min = latency_us;
+    options_.network.latency_us_max = latency_us;
+  }
+
+  // The usual two nodes: "node-a", the server, listening on kPort, and "node-b", the client.
+  std::pair<NodeId, NodeId> ServerAndClient() {
+    const NodeId server = AddNode("node-a");
+    const NodeId client = AddNode("node-b");
+    Listen(server);
+    return {server, client};
+  }
+
   Env& env(NodeId node) {
     Env* env = sim().NodeEnv(node);
     EXPECT_NE(env, nullptr) << "node " << node << " is down";
@@ -274,9 +289,7 @@ TestNode::~TestNode() {
 // high bytes, in several Send calls each way. The trace records CONNECT_START, ACCEPT, CONNECT_OK,
 // SEND and DELIVER with the right nodes, and the connection stays open.
 TEST_F(NetworkTest, ConnectAndExchangeBytesBothWays) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   const int64_t start_us = sim().NowUs();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
@@ -336,9 +349,7 @@ TEST_F(NetworkTest, ConnectAndExchangeBytesBothWays) {
 TEST_F(NetworkTest, SplitDeliveryKeepsStreamsByteExactAndOrdered) {
   options_.network.delivery_split_probability = 1.0;
   options_.network.latency_spike_probability = 0.3;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
 
@@ -375,11 +386,8 @@ TEST_F(NetworkTest, SplitDeliveryKeepsStreamsByteExactAndOrdered) {
 // timer while the handshake is in flight (after the server accepted, before the client heard) and
 // one sent from on_connected arrive in that order.
 TEST_F(NetworkTest, BytesSentBeforeEstablishedArriveFirstAndInOrder) {
-  options_.network.latency_us_min = 100;  // fixed latency: accept at +100, on_connected at +200
-  options_.network.latency_us_max = 100;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  FixLatency(100);  // fixed latency: accept at +100, on_connected at +200
+  const auto [server, client] = ServerAndClient();
   ConnLog* c = Connect(client, Address(server));
   c->on_connected_hook = [this](ConnLog& log) { ASSERT_TRUE(Send(&log, "3-on-connected;").ok()); };
   ASSERT_TRUE(Send(c, "1-before;").ok());
@@ -395,8 +403,7 @@ TEST_F(NetworkTest, BytesSentBeforeEstablishedArriveFirstAndInOrder) {
 // on_connected(OK) before anything else, then the greeting, and for the close an orderly
 // on_closed(OK). Fixed latencies make the greeting's delivery time equal the handshake's.
 TEST_F(NetworkTest, ServerActionsInsideAcceptFollowOnConnected) {
-  options_.network.latency_us_min = 100;
-  options_.network.latency_us_max = 100;
+  FixLatency(100);
   const NodeId server = AddNode("node-a");
   const NodeId greeter_client = AddNode("node-b");
   const NodeId closed_client = AddNode("node-c");
@@ -473,9 +480,7 @@ TEST_F(NetworkTest, ConnectToUnknownOrDownHostFails) {
 // on_closed. The server never sees the connection.
 TEST_F(NetworkTest, ConnectAcrossPartitionTimesOut) {
   options_.network.connect_timeout_us = 2'000'000;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   for (int mode = 0; mode < 3; ++mode) {
     sim().network().HealAll();
     if (mode == 0) sim().network().Partition({server}, {client}, /*one_way=*/false);
@@ -498,9 +503,7 @@ TEST_F(NetworkTest, ConnectAcrossPartitionTimesOut) {
 // timeout) everything arrives in order and the connection stays open.
 TEST_F(NetworkTest, PartitionHoldsDataAndHealDeliversInOrder) {
   options_.network.delivery_split_probability = 0.5;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(Send(c, "before;").ok());
@@ -545,9 +548,7 @@ TEST_F(NetworkTest, PartitionHoldsDataAndHealDeliversInOrder) {
 // records CONNECTION_RESET for both ends.
 TEST_F(NetworkTest, DataStalledPastTimeoutResetsBothSides) {
   options_.network.connection_timeout_us = 4'000'000;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   sim().network().Partition({client}, {server}, /*one_way=*/false);
@@ -575,9 +576,7 @@ TEST_F(NetworkTest, DataStalledPastTimeoutResetsBothSides) {
 // in each of two partitions (separated by a heal) does not reset the connection.
 TEST_F(NetworkTest, StallClockRestartsAfterHeal) {
   options_.network.connection_timeout_us = 4'000'000;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   sim().network().Partition({client}, {server}, false);
@@ -598,9 +597,7 @@ TEST_F(NetworkTest, StallClockRestartsAfterHeal) {
 // A one-way partition blocks only its direction: with client->server blocked, the server's bytes
 // still reach the client while the client's are held, until the link is unblocked.
 TEST_F(NetworkTest, OneWayPartitionBlocksOnlyOneDirection) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   sim().network().Partition({client}, {server}, /*one_way=*/true);
@@ -620,9 +617,7 @@ TEST_F(NetworkTest, OneWayPartitionBlocksOnlyOneDirection) {
 // though the peer keeps sending; Send and a second Close on the closed id are harmless (the Send
 // fails with kFailedPrecondition), and the connection is forgotten once both ends are closed.
 TEST_F(NetworkTest, OrderlyCloseDeliversEverythingThenClosesPeer) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   std::string sent;
@@ -658,9 +653,7 @@ TEST_F(NetworkTest, OrderlyCloseDeliversEverythingThenClosesPeer) {
 // Closing an outgoing connection before it is established abandons it: the client gets no
 // callback, the queued bytes go nowhere and the server never sees a connection.
 TEST_F(NetworkTest, CloseBeforeEstablishedAbandonsTheAttempt) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   ConnLog* c = Connect(client, Address(server));
   ASSERT_TRUE(Send(c, "queued").ok());
   Close(c);
@@ -674,9 +667,7 @@ TEST_F(NetworkTest, CloseBeforeEstablishedAbandonsTheAttempt) {
 // Send on ids that are not this node's open connections fails with kFailedPrecondition: a never
 // issued id, kNoConnection, and another node's connection id. SendBacklogBytes of them is 0.
 TEST_F(NetworkTest, SendOnUnknownOrForeignIdFails) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(env(client).network().Send(987654, "x").code(), absl::StatusCode::kFailedPrecondition);
@@ -697,9 +688,7 @@ TEST_F(NetworkTest, SendOnUnknownOrForeignIdFails) {
 // false.
 TEST_F(NetworkTest, ResetRandomConnectionDeliversAPrefix) {
   options_.network.delivery_split_probability = 0.5;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   EXPECT_FALSE(sim().network().ResetRandomConnection());
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
@@ -809,9 +798,7 @@ INSTANTIATE_TEST_SUITE_P(
 // reached; the new connection carries bytes both ways. Handles of the dead incarnation are inert:
 // the new Env cannot send on the old connection's id.
 TEST_F(NetworkTest, RestartedNodeListensAgainAndIsReachable) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   const ConnectionId old_server_id = s->id;
@@ -866,9 +853,7 @@ TEST_F(NetworkTest, StopNodeClosesConnectionsInOrder) {
 // blocked link, count against kSendBacklogBytesMax; a Send that would exceed it fails with
 // kResourceExhausted and queues nothing, while one that exactly fills it succeeds.
 TEST_F(NetworkTest, SendBacklogLimitReturnsResourceExhausted) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   const std::string big(kSendBacklogBytesMax - 1, 'x');
 
   ConnLog* pending = Connect(client, Address(server));
@@ -897,9 +882,7 @@ TEST_F(NetworkTest, SendBacklogLimitReturnsResourceExhausted) {
 // receives no earlier than 1 s + latency_us_min after the send (and within latency_us_max more),
 // the reverse direction is unaffected, and setting 0 removes the delay.
 TEST_F(NetworkTest, LinkExtraDelayDelaysOneDirection) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   sim().network().SetLinkExtraDelayUs(client, server, 1'000'000);
@@ -997,9 +980,7 @@ TEST_F(NetworkTest, ManyConnectionsStayIndependent) {
 // callback after its Close.
 TEST_F(NetworkTest, CallbacksCanSendAndCloseReentrantly) {
   options_.network.delivery_split_probability = 0.5;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   accept_hook_ = [this](ConnLog& log) {
     log.on_receive_hook = [this](ConnLog& self, absl::string_view bytes) {
       ASSERT_TRUE(Send(&self, bytes).ok());
@@ -1236,9 +1217,7 @@ TEST_F(NetworkTest, NetworkRunsAreDeterministic) {
 // to zero; RECEIVE_PAUSED and RECEIVE_RESUMED are traced once each.
 TEST_F(NetworkTest, PausedReceiverFillsSenderBacklogUntilResourceExhausted) {
   options_.network.connection_timeout_us = 4'000'000;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   SetPaused(s, true);
@@ -1291,12 +1270,9 @@ TEST_F(NetworkTest, PausedReceiverFillsSenderBacklogUntilResourceExhausted) {
 // Then a resume that coincides with the arrival of more in-flight bytes keeps them behind the
 // buffered ones.
 TEST_F(NetworkTest, BytesInFlightAtPauseWaitInTheReceiverThenComeFirst) {
-  options_.network.latency_us_min = 100;
-  options_.network.latency_us_max = 100;
+  FixLatency(100);
   options_.network.delivery_split_probability = 0;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(Send(c, "a").ok());
@@ -1337,9 +1313,7 @@ TEST_F(NetworkTest, BytesInFlightAtPauseWaitInTheReceiverThenComeFirst) {
 // one more through. The stream is byte-exact at the end.
 TEST_F(NetworkTest, PauseInsideOnReceiveStopsTheNextChunk) {
   options_.network.delivery_split_probability = 1.0;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   s->on_receive_hook = [this](ConnLog& log, absl::string_view) { SetPaused(&log, true); };
@@ -1371,11 +1345,8 @@ TEST_F(NetworkTest, PauseInsideOnReceiveStopsTheNextChunk) {
 // each case nothing at all is reported while paused (no on_receive, no on_closed), and after the
 // resume the receiver gets every byte, then on_closed(OK).
 TEST_F(NetworkTest, OrderlyCloseWhilePausedComesAfterTheBytesOnResume) {
-  options_.network.latency_us_min = 100;
-  options_.network.latency_us_max = 100;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  FixLatency(100);
+  const auto [server, client] = ServerAndClient();
   for (const char* mode : {"held by the sender", "held by the receiver", "sender stops"}) {
     SCOPED_TRACE(mode);
     const std::string mode_name = mode;
@@ -1412,12 +1383,9 @@ TEST_F(NetworkTest, OrderlyCloseWhilePausedComesAfterTheBytesOnResume) {
 // receiver got none of the waiting bytes, not even after resuming (which does nothing on a closed
 // connection). A sender's crash (power loss, prompt reset) is likewise reported while paused.
 TEST_F(NetworkTest, ResetWhilePausedIsReportedAtOnceAndLosesWaitingBytes) {
-  options_.network.latency_us_min = 100;
-  options_.network.latency_us_max = 100;
+  FixLatency(100);
   options_.network.crash_reset_probability = 1.0;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   {
     auto [c, s] = Establish(client, server);
     ASSERT_NE(s, nullptr);
@@ -1457,9 +1425,7 @@ TEST_F(NetworkTest, ResetWhilePausedIsReportedAtOnceAndLosesWaitingBytes) {
 // and the receiver's program hears nothing; bytes waiting in either place are gone.
 TEST_F(NetworkTest, CrashOfPausedReceiverResetsTheSender) {
   options_.network.crash_reset_probability = 1.0;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   SetPaused(s, true);
@@ -1478,9 +1444,7 @@ TEST_F(NetworkTest, CrashOfPausedReceiverResetsTheSender) {
 // connection survives a later long pause and delivers everything after the resume.
 TEST_F(NetworkTest, PausedReceiverBehindBlockedLinkTimesOutOnlyWhileBlocked) {
   options_.network.connection_timeout_us = 4'000'000;
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   {
     auto [c, s] = Establish(client, server);
     ASSERT_NE(s, nullptr);
@@ -1532,9 +1496,7 @@ TEST_F(NetworkTest, PausedReceiverBehindBlockedLinkTimesOutOnlyWhileBlocked) {
 // until it resumes. Closing a paused connection discards what waited for it, lets the peer's
 // backlog drain (it reads and discards, as a closed socket does) and closes the peer cleanly.
 TEST_F(NetworkTest, PauseBeforeConnectedAndCloseWhilePaused) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   accept_hook_ = [this](ConnLog& log) {
     ASSERT_TRUE(env(log.node).network().Send(log.id, "greeting").ok());
   };
@@ -1563,9 +1525,7 @@ TEST_F(NetworkTest, PauseBeforeConnectedAndCloseWhilePaused) {
 // SetReceivePaused on ids that are not this node's open connections does nothing and traces
 // nothing: a never issued id, kNoConnection, the peer's id, and a closed connection.
 TEST_F(NetworkTest, SetReceivePausedOnUnknownOrClosedIdsDoesNothing) {
-  const NodeId server = AddNode("node-a");
-  const NodeId client = AddNode("node-b");
-  Listen(server);
+  const auto [server, client] = ServerAndClient();
   auto [c, s] = Establish(client, server);
   ASSERT_NE(s, nullptr);
   env(client).network().SetReceivePaused(987654, true);
