@@ -11,7 +11,6 @@ Checks, with Debian's confluent-kafka 1.7.0:
 - SIGTERM stops the broker with exit status 0, and a restart serves every record again.
 """
 
-import sys
 import time
 
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
