@@ -285,8 +285,8 @@ TEST_F(ClientSimTest, ConnectionNegotiatesVersionsAndBoundsItsWindow) {
   EXPECT_EQ(connection.ApiVersion(protocol::ApiKey::kProduce), 8);
   EXPECT_EQ(connection.ApiVersion(protocol::ApiKey::kFetch), 11);
   EXPECT_EQ(connection.ApiVersion(protocol::ApiKey::kMetadata), 8);
-  // The group APIs are in the codec but the broker does not advertise them yet.
-  EXPECT_EQ(connection.ApiVersion(protocol::ApiKey::kJoinGroup), std::nullopt);
+  // The group coordinator advertises the group APIs.
+  EXPECT_EQ(connection.ApiVersion(protocol::ApiKey::kJoinGroup), 5);
   EXPECT_EQ(connection.stats().handshakes_completed, 1u);
 }
 
@@ -993,7 +993,9 @@ TEST_F(ConsumerSimTest, LongPollWaitsAndWakesOnData) {
 
 // A consumer reading while the broker crashes and restarts (process crash and power loss) and a
 // producer keeps writing: it reads every acknowledged record, each offset exactly once and in
-// order, and the high watermark it sees never goes down.
+// order, and the high watermark it sees never goes down. Each round waits until the clients have
+// caught up with the restarted broker (the consumer's long poll is then in flight), so that every
+// crash interrupts real work: fetches fail, and the position must survive that.
 TEST_F(ConsumerSimTest, PositionNeverSkipsOrRepeatsAcrossCrashes) {
   Collected collected;
   std::unique_ptr<Consumer> consumer =
@@ -1013,6 +1015,9 @@ TEST_F(ConsumerSimTest, PositionNeverSkipsOrRepeatsAcrossCrashes) {
                                  }).ok());
       RunFor(3'000);
     }
+    ASSERT_TRUE(RunUntil([&] { return acked == 30 * (round + 1); }, 60 * kSecondUs));
+    ASSERT_TRUE(RunUntil([&] { return consumer->Position(log_) > last_acked_offset; },
+                         60 * kSecondUs));
     RestartBroker(round % 2 == 0 ? CrashKind::kProcess : CrashKind::kPowerLoss, 300'000);
   }
   ASSERT_TRUE(RunUntil([&] { return acked == 180; }, 60 * kSecondUs));
@@ -1024,7 +1029,7 @@ TEST_F(ConsumerSimTest, PositionNeverSkipsOrRepeatsAcrossCrashes) {
   const std::vector<int64_t>& marks = collected.high_watermarks[log_];
   for (size_t i = 1; i < marks.size(); ++i) EXPECT_GE(marks[i], marks[i - 1]);
   EXPECT_TRUE(collected.errors.empty());
-  EXPECT_GT(consumer->stats().fetch_failures, 0u);
+  EXPECT_GE(consumer->stats().fetch_failures, 6u);
 }
 
 // After a restart the broker listens only once the recovered tail of every log is durable again,

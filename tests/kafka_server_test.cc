@@ -28,6 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sim/simulator.h"
+#include "tests/server_test_world.h"
 
 namespace runnel::server {
 namespace {
@@ -37,138 +38,6 @@ using protocol::ErrorCode;
 using protocol::RequestBody;
 using protocol::ToWire;
 using ::testing::HasSubstr;
-
-constexpr int64_t kWaitUs = 30'000'000;
-constexpr uint16_t kBrokerPort = 9092;
-constexpr char kBrokerHost[] = "broker";
-
-int16_t Wire(ErrorCode code) { return ToWire(code); }
-
-// --- A tiny Kafka client over the simulated network ----------------------------------------------
-
-class TestClient {
- public:
-  TestClient(Env& env, const NetworkAddress& address) : env_(env), state_(std::make_shared<State>()) {
-    std::weak_ptr<State> weak = state_;
-    id_ = env.network().Connect(
-        address,
-        ConnectionCallbacks{
-            .on_connected =
-                [weak](const absl::Status& status) {
-                  std::shared_ptr<State> state = weak.lock();
-                  if (state == nullptr) return;
-                  if (status.ok()) {
-                    state->connected = true;
-                  } else {
-                    state->closed = true;
-                    state->close_status = status;
-                  }
-                },
-            .on_receive =
-                [weak](absl::string_view bytes) {
-                  std::shared_ptr<State> state = weak.lock();
-                  if (state != nullptr) state->Receive(bytes);
-                },
-            .on_closed =
-                [weak](const absl::Status& status) {
-                  std::shared_ptr<State> state = weak.lock();
-                  if (state == nullptr) return;
-                  state->closed = true;
-                  state->close_status = status;
-                },
-        });
-  }
-  ~TestClient() {
-    if (!state_->closed) env_.network().Close(id_);
-  }
-  TestClient(const TestClient&) = delete;
-  TestClient& operator=(const TestClient&) = delete;
-
-  // Sends a request; returns its correlation id. `expect_response` false for acks=0 produce.
-  int32_t Send(const RequestBody& body, int16_t version, bool expect_response = true) {
-    const int32_t correlation_id = next_correlation_id_++;
-    protocol::RequestHeader header{.api_key = protocol::ApiKeyOf(body),
-                                   .api_version = version,
-                                   .correlation_id = correlation_id,
-                                   .client_id = std::string("test-client")};
-    absl::StatusOr<std::string> frame = protocol::EncodeRequest(header, body);
-    EXPECT_TRUE(frame.ok()) << frame.status();
-    if (!frame.ok()) return -1;
-    if (expect_response) state_->expected[correlation_id] = {header.api_key, version};
-    SendRaw(*frame);
-    return correlation_id;
-  }
-  // Registers a correlation id for a hand-made request.
-  void Expect(int32_t correlation_id, ApiKey api, int16_t decode_version) {
-    state_->expected[correlation_id] = {api, decode_version};
-  }
-  void SendRaw(absl::string_view bytes) {
-    absl::Status sent = env_.network().Send(id_, bytes);
-    EXPECT_TRUE(sent.ok() || state_->closed) << sent;
-  }
-  void SetReceivePaused(bool paused) { env_.network().SetReceivePaused(id_, paused); }
-
-  bool closed() const { return state_->closed; }
-  bool connected() const { return state_->connected; }
-  bool Has(int32_t correlation_id) const { return state_->responses.contains(correlation_id); }
-  size_t response_count() const { return state_->responses.size(); }
-  const std::vector<int32_t>& arrival_order() const { return state_->arrival_order; }
-  const std::string& protocol_error() const { return state_->protocol_error; }
-
-  protocol::Response Take(int32_t correlation_id) {
-    auto it = state_->responses.find(correlation_id);
-    EXPECT_NE(it, state_->responses.end()) << "no response to " << correlation_id;
-    if (it == state_->responses.end()) return {};
-    protocol::Response response = std::move(it->second);
-    state_->responses.erase(it);
-    return response;
-  }
-
- private:
-  struct State {
-    protocol::FrameReader reader;
-    std::map<int32_t, std::pair<ApiKey, int16_t>> expected;
-    std::map<int32_t, protocol::Response> responses;
-    std::vector<int32_t> arrival_order;
-    std::string protocol_error;
-    bool connected = false;
-    bool closed = false;
-    absl::Status close_status;
-
-    void Receive(absl::string_view bytes) {
-      reader.Append(bytes);
-      while (true) {
-        absl::StatusOr<std::optional<absl::string_view>> frame = reader.Next();
-        if (!frame.ok()) {
-          protocol_error = std::string(frame.status().message());
-          return;
-        }
-        if (!frame->has_value()) return;
-        const absl::string_view body = **frame;
-        const int32_t correlation_id = LoadBigEndian<int32_t>(body.data());
-        auto it = expected.find(correlation_id);
-        if (it == expected.end()) {
-          protocol_error = absl::StrCat("unexpected correlation id ", correlation_id);
-          continue;
-        }
-        absl::StatusOr<protocol::Response> response =
-            protocol::DecodeResponse(body, it->second.first, it->second.second);
-        if (!response.ok()) {
-          protocol_error = response.status().ToString();
-          continue;
-        }
-        expected.erase(it);
-        responses.emplace(correlation_id, *std::move(response));
-        arrival_order.push_back(correlation_id);
-      }
-    }
-  };
-
-  Env& env_;
-  std::shared_ptr<State> state_;
-  ConnectionId id_ = kNoConnection;
-  int32_t next_correlation_id_ = 1;
-};
 
 // --- Requests --------------------------------------------------------------------------------
 
@@ -259,144 +128,6 @@ protocol::MetadataRequest MetadataFor(std::vector<std::string> names, bool allow
   return request;
 }
 
-protocol::CreateTopicsRequest CreateTopics(
-    const std::string& name, int32_t partitions, int16_t replication_factor = -1,
-    std::vector<std::pair<std::string, std::string>> configs = {}, bool validate_only = false) {
-  protocol::CreateTopicsRequest request;
-  request.timeout_ms = 30'000;
-  request.validate_only = validate_only;
-  auto& topic = request.topics.emplace_back();
-  topic.name = name;
-  topic.num_partitions = partitions;
-  topic.replication_factor = replication_factor;
-  for (auto& [config_name, value] : configs) topic.configs.push_back({config_name, value});
-  return request;
-}
-
-// --- The simulated world ------------------------------------------------------------------------
-
-struct BrokerHost {
-  std::unique_ptr<BrokerNode> node;
-  absl::Status status;
-};
-
-struct ClientHost {
-  explicit ClientHost(Env& env_in) : env(env_in) {}
-  Env& env;
-};
-
-sim::SimDiskOptions QuietDisk() {
-  sim::SimDiskOptions options;
-  options.sync_latency_us_min = 200;
-  options.sync_latency_us_max = 1000;
-  return options;
-}
-
-// A broker node and a client node. The broker starts with `config` (set it before Start()).
-class World {
- public:
-  explicit World(uint64_t seed = 7) : simulator_(sim::SimulatorOptions{.seed = seed}) {
-    config_.set_listen(absl::StrCat(kBrokerHost, ":", kBrokerPort));
-    config_.set_cluster_id("test-cluster");
-    sim::NodeOptions broker_options{.name = kBrokerHost};
-    broker_options.has_own_disk_options = true;
-    broker_options.disk = QuietDisk();
-    broker_ = simulator_.AddNode(broker_options, [this](Env& env) {
-      auto host = std::make_shared<BrokerHost>();
-      absl::StatusOr<BrokerSettings> settings = ResolveBrokerConfig(config_);
-      if (!settings.ok()) {
-        host->status = settings.status();
-      } else {
-        absl::StatusOr<std::unique_ptr<BrokerNode>> node = BrokerNode::Create(env, *settings);
-        if (node.ok()) {
-          host->node = *std::move(node);
-        } else {
-          host->status = node.status();
-        }
-      }
-      broker_host_ = host.get();
-      return std::shared_ptr<void>(host);
-    });
-    client_ = simulator_.AddNode(sim::NodeOptions{.name = "client"}, [this](Env& env) {
-      auto host = std::make_shared<ClientHost>(env);
-      client_host_ = host.get();
-      return std::shared_ptr<void>(host);
-    });
-    simulator_.StartNode(client_);
-  }
-  ~World() {
-    // Test clients live on the client node; they are gone before it stops.
-    simulator_.CrashNode(broker_, sim::CrashKind::kProcess);
-  }
-
-  BrokerConfig& config() { return config_; }
-  // Starts the broker and waits until it listens (after a crash, once its recovery syncs are done).
-  void Start() {
-    simulator_.StartNode(broker_);
-    ASSERT_TRUE(broker_host_->status.ok()) << broker_host_->status;
-    ASSERT_TRUE(RunUntil([&] { return broker_host_->node->serving(); }));
-  }
-  void Crash(sim::CrashKind kind) {
-    broker_host_ = nullptr;
-    simulator_.CrashNode(broker_, kind);
-  }
-  void Restart(sim::CrashKind kind) {
-    Crash(kind);
-    Start();
-  }
-  BrokerNode& node() { return *broker_host_->node; }
-  BrokerHost* broker_host() { return broker_host_; }
-  Env& client_env() { return client_host_->env; }
-  sim::Simulator& simulator() { return simulator_; }
-  NodeId broker_id() const { return broker_; }
-
-  std::unique_ptr<TestClient> Connect() {
-    auto client = std::make_unique<TestClient>(client_env(),
-                                               NetworkAddress{kBrokerHost, kBrokerPort});
-    RunUntil([&] { return client->connected() || client->closed(); });
-    EXPECT_TRUE(client->connected());
-    return client;
-  }
-
-  bool RunUntil(const std::function<bool()>& done, int64_t timeout_us = kWaitUs) {
-    return simulator_.RunUntilCondition(done, simulator_.NowUs() + timeout_us);
-  }
-  void RunFor(int64_t us) { simulator_.RunFor(us); }
-  int64_t NowUs() const { return const_cast<sim::Simulator&>(simulator_).NowUs(); }
-
-  // Sends a request and runs until its response; the response body, or nullopt on a timeout or
-  // closed connection.
-  template <typename Response>
-  std::optional<Response> Call(TestClient& client, const RequestBody& body, int16_t version) {
-    const int32_t correlation_id = client.Send(body, version);
-    RunUntil([&] { return client.Has(correlation_id) || client.closed(); });
-    EXPECT_TRUE(client.Has(correlation_id))
-        << "no response; closed=" << client.closed() << " " << client.protocol_error();
-    if (!client.Has(correlation_id)) return std::nullopt;
-    protocol::Response response = client.Take(correlation_id);
-    EXPECT_TRUE(std::holds_alternative<Response>(response.body));
-    return std::get<Response>(std::move(response.body));
-  }
-
-  // Creates a topic through CreateTopics and checks it worked.
-  void CreateTopic(TestClient& client, const std::string& name, int32_t partitions = 1,
-                   std::vector<std::pair<std::string, std::string>> configs = {}) {
-    auto response = Call<protocol::CreateTopicsResponse>(
-        client, CreateTopics(name, partitions, -1, std::move(configs)), 4);
-    ASSERT_TRUE(response.has_value());
-    ASSERT_EQ(response->topics.size(), 1u);
-    ASSERT_EQ(response->topics[0].error_code, 0) << response->topics[0].error_message.value_or("");
-  }
-
- private:
-  sim::Simulator simulator_;
-  BrokerConfig config_;
-  NodeId broker_ = 0;
-  NodeId client_ = 0;
-  BrokerHost* broker_host_ = nullptr;
-  ClientHost* client_host_ = nullptr;
-};
-
 class KafkaServerTest : public ::testing::Test {
  protected:
   void Start() { ASSERT_NO_FATAL_FAILURE(world_.Start()); }
@@ -405,8 +136,8 @@ class KafkaServerTest : public ::testing::Test {
 
 // --- ApiVersions ----------------------------------------------------------------------------
 
-// ApiVersions v0-v2 answer NONE with exactly the handled APIs (no group APIs yet), each with the
-// codec's version range.
+// ApiVersions v0-v2 answer NONE with exactly the handled APIs (every api of the codec, the group
+// APIs included), each with the codec's version range.
 TEST_F(KafkaServerTest, ApiVersionsAdvertisesHandledApisOnly) {
   Start();
   std::unique_ptr<TestClient> client = world_.Connect();
@@ -423,7 +154,8 @@ TEST_F(KafkaServerTest, ApiVersionsAdvertisesHandledApisOnly) {
       EXPECT_EQ(api.min_version, supported->version_min);
       EXPECT_EQ(api.max_version, supported->version_max);
     }
-    EXPECT_THAT(keys, ::testing::ElementsAre(0, 1, 2, 3, 18, 19, 20, 22, 32));
+    EXPECT_THAT(keys, ::testing::ElementsAre(0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19,
+                                             20, 22, 32));
   }
 }
 
@@ -839,6 +571,8 @@ TEST_F(KafkaServerTest, MetadataDescribesBrokerAndTopics) {
   EXPECT_FALSE(v8->brokers[0].rack.has_value());
   EXPECT_EQ(v8->cluster_id, "test-cluster");
   EXPECT_EQ(v8->controller_id, node);
+  // The node's internal __consumer_offsets is listed too, marked internal; the rest are ours.
+  std::erase_if(v8->topics, [](const auto& topic) { return topic.is_internal; });
   ASSERT_EQ(v8->topics.size(), 2u);
   EXPECT_EQ(v8->topics[0].name, "alpha");
   ASSERT_EQ(v8->topics[0].partitions.size(), 2u);
@@ -854,7 +588,7 @@ TEST_F(KafkaServerTest, MetadataDescribesBrokerAndTopics) {
   empty.topics.emplace();
   auto v0 = world_.Call<protocol::MetadataResponse>(*client, empty, 0);
   ASSERT_TRUE(v0.has_value());
-  EXPECT_EQ(v0->topics.size(), 2u);
+  EXPECT_EQ(v0->topics.size(), 3u);
   auto v1 = world_.Call<protocol::MetadataResponse>(*client, empty, 1);
   ASSERT_TRUE(v1.has_value());
   EXPECT_TRUE(v1->topics.empty());
@@ -1049,8 +783,8 @@ TEST_F(KafkaServerTest, ListOffsetsEarliestLatestAndByTime) {
 
 // --- Connection handling -----------------------------------------------------------------------
 
-// A malformed frame (garbage body, an unknown api key, a negative size, an api the server does not
-// advertise yet) closes only that connection; another connection keeps working.
+// A malformed frame (garbage body, an unknown api key, a negative size, an unsupported version)
+// closes only that connection; another connection keeps working.
 TEST_F(KafkaServerTest, MalformedFramesCloseOnlyTheirConnection) {
   Start();
   std::unique_ptr<TestClient> healthy = world_.Connect();
@@ -1075,16 +809,6 @@ TEST_F(KafkaServerTest, MalformedFramesCloseOnlyTheirConnection) {
     std::string frame;
     AppendBigEndian<int32_t>(frame, -5);
     bad_frames.push_back(frame);
-  }
-  {
-    // FindCoordinator v0: decodes, but the server does not advertise the group APIs yet.
-    protocol::RequestHeader header{.api_key = ApiKey::kFindCoordinator, .api_version = 0,
-                                   .correlation_id = 1, .client_id = std::string("x")};
-    protocol::FindCoordinatorRequest find;
-    find.key = "group";
-    absl::StatusOr<std::string> frame = protocol::EncodeRequest(header, find);
-    ASSERT_TRUE(frame.ok());
-    bad_frames.push_back(*frame);
   }
   {
     // Produce v2: an unsupported version.

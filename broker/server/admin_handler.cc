@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "broker/group/group_settings.h"
 #include "broker/server/error_mapping.h"
 
 namespace runnel::server {
@@ -264,6 +265,9 @@ void AdminHandler::HandleDeleteTopics(int16_t version, const DeleteTopicsRequest
     absl::Status started;
     if (name_counts[name] > 1) {
       started = absl::InvalidArgumentError("topic appears more than once in the request");
+    } else if (group::IsInternalTopic(name)) {
+      started = TopicRequestErrorStatus(TopicRequestError::kInvalidTopicName,
+                                        absl::StrCat("'", name, "' is an internal topic"));
     } else {
       std::weak_ptr<AdminWait<DeleteTopicsResponse>> weak = wait;
       started = topics_.DeleteTopic(name, [weak, i](const absl::Status& status) {

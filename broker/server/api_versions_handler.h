@@ -1,9 +1,8 @@
 // ApiVersions, and the set of APIs this server handles.
 //
-// The codec's table (protocol/api_versions.h) also lists the consumer group APIs, which a later
-// issue implements. The server advertises only what it handles, so that clients never send a
-// request it cannot answer; a request for an api it does not advertise closes the connection, as
-// for an unknown api.
+// The server advertises only what it handles, so that clients never send a request it cannot
+// answer; a request for an api it does not advertise closes the connection, as for an unknown api.
+// Today that is every api of the codec's table (protocol/api_versions.h).
 #ifndef RUNNEL_BROKER_SERVER_API_VERSIONS_HANDLER_H_
 #define RUNNEL_BROKER_SERVER_API_VERSIONS_HANDLER_H_
 
@@ -16,12 +15,16 @@
 namespace runnel::server {
 
 // Sorted by api key.
-inline constexpr std::array<protocol::ApiKey, 9> kHandledApis = {
-    protocol::ApiKey::kProduce,        protocol::ApiKey::kFetch,
-    protocol::ApiKey::kListOffsets,    protocol::ApiKey::kMetadata,
-    protocol::ApiKey::kApiVersions,    protocol::ApiKey::kCreateTopics,
-    protocol::ApiKey::kDeleteTopics,   protocol::ApiKey::kInitProducerId,
-    protocol::ApiKey::kDescribeConfigs,
+inline constexpr std::array<protocol::ApiKey, 18> kHandledApis = {
+    protocol::ApiKey::kProduce,         protocol::ApiKey::kFetch,
+    protocol::ApiKey::kListOffsets,     protocol::ApiKey::kMetadata,
+    protocol::ApiKey::kOffsetCommit,    protocol::ApiKey::kOffsetFetch,
+    protocol::ApiKey::kFindCoordinator, protocol::ApiKey::kJoinGroup,
+    protocol::ApiKey::kHeartbeat,       protocol::ApiKey::kLeaveGroup,
+    protocol::ApiKey::kSyncGroup,       protocol::ApiKey::kDescribeGroups,
+    protocol::ApiKey::kListGroups,      protocol::ApiKey::kApiVersions,
+    protocol::ApiKey::kCreateTopics,    protocol::ApiKey::kDeleteTopics,
+    protocol::ApiKey::kInitProducerId,  protocol::ApiKey::kDescribeConfigs,
 };
 
 bool IsHandledApi(protocol::ApiKey api_key);

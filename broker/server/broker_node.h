@@ -16,6 +16,12 @@
 //
 // A crash at any moment (destroying the node without Shutdown) loses nothing that was acknowledged
 // to an acks=all producer or returned to a consumer, except under flush.policy=never.
+//
+// Consumer groups: the node owns the group coordinator (broker/group/group_coordinator.h). At every
+// start it makes sure the internal topic __consumer_offsets exists (creating it with
+// offsets_topic_num_partitions partitions, cleanup.policy=compact, flush.policy=always when
+// missing) and then elects the coordinator for every partition of it, which loads them; until the
+// topic is durable, group requests get COORDINATOR_NOT_AVAILABLE.
 #ifndef RUNNEL_BROKER_SERVER_BROKER_NODE_H_
 #define RUNNEL_BROKER_SERVER_BROKER_NODE_H_
 
@@ -28,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "broker/env/env.h"
+#include "broker/group/group_coordinator.h"
 #include "broker/server/broker_settings.h"
 #include "broker/server/kafka_server.h"
 #include "broker/server/producer_id_allocator.h"
@@ -69,6 +76,7 @@ class BrokerNode {
   }
   TopicManager& topics() { return *topics_; }
   ProducerIdAllocator& producer_ids() { return *producer_ids_; }
+  group::GroupCoordinator& groups() { return *groups_; }
   const BrokerSettings& settings() const { return settings_; }
 
  private:
@@ -78,11 +86,17 @@ class BrokerNode {
   absl::Status StartServing();
   // One recovery sync has finished.
   void OnRecoverySynced();
+  // Creates __consumer_offsets when missing; elects the coordinator for its partitions once the
+  // topic is durable.
+  void StartGroupCoordinator();
+  void ElectOffsetsPartitions();
 
   Env& env_;
   const BrokerSettings settings_;
   std::unique_ptr<TopicManager> topics_;
   std::unique_ptr<ProducerIdAllocator> producer_ids_;
+  // After topics_: destroyed before the logs it appends to.
+  std::unique_ptr<group::GroupCoordinator> groups_;
   ServingCallback on_serving_;
   // Recovery syncs not yet finished; the server starts when this reaches zero.
   size_t recovery_syncs_pending_ = 0;

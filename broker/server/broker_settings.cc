@@ -1,6 +1,7 @@
 #include "broker/server/broker_settings.h"
 
 #include <array>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -99,6 +100,89 @@ class CollectingErrors : public google::protobuf::io::ErrorCollector {
   std::string file_name_;
   std::string first_;
 };
+
+// An integer setting of the groups message: its value when set, checked against [min, max].
+template <typename T>
+absl::Status GroupField(bool has, T value, T min, T max, absl::string_view field,
+                        absl::string_view kafka_name, T* target, BrokerSettings& settings,
+                        std::string* error_field) {
+  if (!has) return absl::OkStatus();
+  if (value < min || value > max) {
+    return FieldError(error_field, field,
+                      absl::StrCat("must be between ", min, " and ", max, ", not ", value));
+  }
+  *target = value;
+  settings.static_configs.insert(std::string(kafka_name));
+  return absl::OkStatus();
+}
+
+absl::Status ResolveGroups(const Groups& groups, BrokerSettings& settings,
+                           std::string* error_field) {
+  group::GroupSettings& out = settings.groups;
+  using Limits = group::GroupSettings;
+  constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+  // Timers take microseconds; keep every millisecond setting far from overflowing them.
+  constexpr int64_t kMsMax = kInt64Max / 1'000'000;
+  // Checked in order, so that the first bad field is the one reported.
+  const std::function<absl::Status()> checks[] = {
+      [&] {
+        return GroupField<int32_t>(
+            groups.has_offsets_topic_num_partitions(), groups.offsets_topic_num_partitions(), 1,
+            Limits::kOffsetsTopicNumPartitionsMax, "groups.offsets_topic_num_partitions",
+            "offsets.topic.num.partitions", &out.offsets_topic_num_partitions, settings,
+            error_field);
+      },
+      [&] {
+        return GroupField<int64_t>(groups.has_group_initial_rebalance_delay_ms(),
+                                   groups.group_initial_rebalance_delay_ms(), 0, kMsMax,
+                                   "groups.group_initial_rebalance_delay_ms",
+                                   "group.initial.rebalance.delay.ms",
+                                   &out.group_initial_rebalance_delay_ms, settings, error_field);
+      },
+      [&] {
+        return GroupField<int64_t>(
+            groups.has_group_min_session_timeout_ms(), groups.group_min_session_timeout_ms(), 1,
+            kMsMax, "groups.group_min_session_timeout_ms", "group.min.session.timeout.ms",
+            &out.group_min_session_timeout_ms, settings, error_field);
+      },
+      [&] {
+        return GroupField<int64_t>(
+            groups.has_group_max_session_timeout_ms(), groups.group_max_session_timeout_ms(), 1,
+            kMsMax, "groups.group_max_session_timeout_ms", "group.max.session.timeout.ms",
+            &out.group_max_session_timeout_ms, settings, error_field);
+      },
+      [&] {
+        return GroupField<int32_t>(groups.has_group_max_size(), groups.group_max_size(), 1,
+                                   Limits::kGroupMaxSizeLimit, "groups.group_max_size",
+                                   "group.max.size", &out.group_max_size, settings, error_field);
+      },
+      [&] {
+        return GroupField<int64_t>(groups.has_offsets_retention_minutes(),
+                                   groups.offsets_retention_minutes(), 1, kMsMax / 60'000,
+                                   "groups.offsets_retention_minutes", "offsets.retention.minutes",
+                                   &out.offsets_retention_minutes, settings, error_field);
+      },
+      [&] {
+        return GroupField<int32_t>(
+            groups.has_offset_metadata_max_bytes(), groups.offset_metadata_max_bytes(), 0,
+            Limits::kOffsetMetadataMaxBytesLimit, "groups.offset_metadata_max_bytes",
+            "offset.metadata.max.bytes", &out.offset_metadata_max_bytes, settings, error_field);
+      },
+  };
+  for (const std::function<absl::Status()>& check : checks) {
+    if (absl::Status status = check(); !status.ok()) return status;
+  }
+  if (out.group_min_session_timeout_ms > out.group_max_session_timeout_ms) {
+    return FieldError(
+        error_field,
+        groups.has_group_max_session_timeout_ms() ? "groups.group_max_session_timeout_ms"
+                                                  : "groups.group_min_session_timeout_ms",
+        absl::StrCat("group_min_session_timeout_ms (", out.group_min_session_timeout_ms,
+                     ") must not exceed group_max_session_timeout_ms (",
+                     out.group_max_session_timeout_ms, ")"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -215,6 +299,9 @@ absl::StatusOr<BrokerSettings> ResolveBrokerConfig(const BrokerConfig& config,
     return FieldError(error_field, "limits.send_backlog_pause_bytes",
                       absl::StrCat("must be at most ", kSendBacklogBytesMax / 2,
                                    " (half the network's send backlog bound)"));
+  }
+  if (absl::Status groups = ResolveGroups(config.groups(), settings, error_field); !groups.ok()) {
+    return groups;
   }
   return settings;
 }

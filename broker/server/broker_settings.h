@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "broker/env/network.h"
+#include "broker/group/group_settings.h"
 #include "broker/server/broker_config.pb.h"
 #include "broker/server/topic_config.h"
 
@@ -56,6 +57,7 @@ struct BrokerSettings {
   std::string cluster_id = kDefaultClusterId;
   BrokerDefaults defaults;
   KafkaServerLimits limits;
+  group::GroupSettings groups;
   // Kafka broker config names ("num.partitions", "log.retention.ms", ...) whose value was set by
   // the configuration rather than left at the built-in default. DescribeConfigs reports them as
   // STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG.

@@ -32,17 +32,20 @@ std::string PlaintextListener(const NetworkAddress& address) {
 }  // namespace
 
 KafkaServer::KafkaServer(Env& env, TopicManager& topics, ProducerIdAllocator& producer_ids,
-                         const BrokerSettings& settings)
+                         group::GroupCoordinator& groups, const BrokerSettings& settings)
     : env_(env),
       topics_(topics),
       producer_ids_(producer_ids),
+      groups_(groups),
       settings_(settings),
       alive_(std::make_shared<KafkaServer*>(this)) {}
 
 absl::StatusOr<std::unique_ptr<KafkaServer>> KafkaServer::Start(Env& env, TopicManager& topics,
                                                                 ProducerIdAllocator& producer_ids,
+                                                                group::GroupCoordinator& groups,
                                                                 const BrokerSettings& settings) {
-  std::unique_ptr<KafkaServer> server(new KafkaServer(env, topics, producer_ids, settings));
+  std::unique_ptr<KafkaServer> server(
+      new KafkaServer(env, topics, producer_ids, groups, settings));
   KafkaServer& self = *server;
   std::weak_ptr<KafkaServer*> alive = self.alive_;
   absl::StatusOr<ListenerId> listener = env.network().Listen(
@@ -284,10 +287,77 @@ void KafkaServer::Dispatch(const std::shared_ptr<Connection>& connection, Reques
           });
       return;
     }
+    case ApiKey::kOffsetCommit:
+    case ApiKey::kOffsetFetch:
+    case ApiKey::kFindCoordinator:
+    case ApiKey::kJoinGroup:
+    case ApiKey::kHeartbeat:
+    case ApiKey::kLeaveGroup:
+    case ApiKey::kSyncGroup:
+    case ApiKey::kDescribeGroups:
+    case ApiKey::kListGroups:
+      DispatchGroupRequest(connection, std::move(request));
+      return;
     default:
       // IsHandledApi() let it through, so kHandledApis and this switch disagree.
       assert(false && "a handled api without a case in Dispatch");
       CloseForError(connection, "internal error: no handler");
+      return;
+  }
+}
+
+void KafkaServer::DispatchGroupRequest(const std::shared_ptr<Connection>& connection,
+                                       Request request) {
+  const RequestHeader& header = request.header;
+  const group::RequestContext context{
+      .api_version = header.api_version,
+      .client_id = header.client_id.value_or(""),
+      .client_host = connection->peer.host,
+  };
+  Respond respond = TakeSlot(*connection, header);
+  switch (header.api_key) {
+    case ApiKey::kFindCoordinator:
+      respond(groups_.FindCoordinator(header.api_version,
+                                      std::get<protocol::FindCoordinatorRequest>(request.body),
+                                      env_.node_id(), advertised_address_));
+      return;
+    case ApiKey::kJoinGroup:
+      groups_.JoinGroup(context, std::get<protocol::JoinGroupRequest>(std::move(request.body)),
+                        [respond = std::move(respond)](protocol::JoinGroupResponse response) mutable {
+                          respond(std::move(response));
+                        });
+      return;
+    case ApiKey::kSyncGroup:
+      groups_.SyncGroup(context, std::get<protocol::SyncGroupRequest>(std::move(request.body)),
+                        [respond = std::move(respond)](protocol::SyncGroupResponse response) mutable {
+                          respond(std::move(response));
+                        });
+      return;
+    case ApiKey::kHeartbeat:
+      respond(groups_.Heartbeat(context, std::get<protocol::HeartbeatRequest>(request.body)));
+      return;
+    case ApiKey::kLeaveGroup:
+      respond(groups_.LeaveGroup(context, std::get<protocol::LeaveGroupRequest>(request.body)));
+      return;
+    case ApiKey::kOffsetCommit:
+      groups_.OffsetCommit(
+          context, std::get<protocol::OffsetCommitRequest>(std::move(request.body)),
+          [respond = std::move(respond)](protocol::OffsetCommitResponse response) mutable {
+            respond(std::move(response));
+          });
+      return;
+    case ApiKey::kOffsetFetch:
+      respond(groups_.OffsetFetch(context, std::get<protocol::OffsetFetchRequest>(request.body)));
+      return;
+    case ApiKey::kListGroups:
+      respond(groups_.ListGroups(context));
+      return;
+    case ApiKey::kDescribeGroups:
+      respond(groups_.DescribeGroups(context,
+                                     std::get<protocol::DescribeGroupsRequest>(request.body)));
+      return;
+    default:
+      assert(false && "not a group api");
       return;
   }
 }

@@ -33,6 +33,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "broker/env/env.h"
+#include "broker/group/group_coordinator.h"
 #include "broker/protocol/codec.h"
 #include "broker/server/admin_handler.h"
 #include "broker/server/broker_settings.h"
@@ -59,11 +60,12 @@ class KafkaServer {
   // How often a connection paused for its send backlog is checked again.
   static constexpr int64_t kSendBacklogCheckIntervalUs = 1000;
 
-  // Starts listening at settings.listen. `topics` and `producer_ids` must outlive the server.
-  // Registers this broker (the advertised address, or the listen host with the bound port) in
-  // the topic manager's image.
+  // Starts listening at settings.listen. `topics`, `producer_ids` and `groups` must outlive the
+  // server. Registers this broker (the advertised address, or the listen host with the bound
+  // port) in the topic manager's image. The nine group APIs go to `groups`.
   static absl::StatusOr<std::unique_ptr<KafkaServer>> Start(Env& env, TopicManager& topics,
                                                             ProducerIdAllocator& producer_ids,
+                                                            group::GroupCoordinator& groups,
                                                             const BrokerSettings& settings);
   ~KafkaServer();
 
@@ -110,7 +112,10 @@ class KafkaServer {
   };
 
   KafkaServer(Env& env, TopicManager& topics, ProducerIdAllocator& producer_ids,
-              const BrokerSettings& settings);
+              group::GroupCoordinator& groups, const BrokerSettings& settings);
+  // Routes one of the nine group APIs to the coordinator.
+  void DispatchGroupRequest(const std::shared_ptr<Connection>& connection,
+                            protocol::Request request);
 
   ConnectionCallbacks Accept(ConnectionId id, const NetworkAddress& peer);
   void OnReceive(ConnectionId id, absl::string_view bytes);
@@ -136,6 +141,7 @@ class KafkaServer {
   Env& env_;
   TopicManager& topics_;
   ProducerIdAllocator& producer_ids_;
+  group::GroupCoordinator& groups_;
   const BrokerSettings settings_;
   NetworkAddress listen_address_;
   NetworkAddress advertised_address_;

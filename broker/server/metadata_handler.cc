@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/group/group_settings.h"
 #include "broker/server/error_mapping.h"
 
 namespace runnel::server {
@@ -18,6 +19,7 @@ namespace {
 MetadataResponse::Topic DescribeTopic(const TopicInfo& info) {
   MetadataResponse::Topic topic;
   topic.name = info.name;
+  topic.is_internal = group::IsInternalTopic(info.name);
   topic.partitions.reserve(info.partitions.size());
   for (const PartitionInfo& partition : info.partitions) {
     MetadataResponse::Partition out;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "broker/group/group_settings.h"
 #include "broker/server/error_mapping.h"
 #include "broker/server/metadata_handler.h"
 #include "broker/storage/record_batch.h"
@@ -87,6 +88,12 @@ storage::PartitionLog* ProduceHandler::ProducePartition(const std::string& topic
              code == ToWire(ErrorCode::kInvalidTopicException) ? ErrorCode::kInvalidTopicException
                                                                : ErrorCode::kUnknownTopicOrPartition,
              absl::StrCat("topic '", topic, "' does not exist"));
+    return nullptr;
+  }
+  if (group::IsInternalTopic(topic)) {
+    // Only the group coordinator writes there, as in Kafka.
+    SetError(out, ErrorCode::kInvalidTopicException,
+             absl::StrCat("cannot append to internal topic '", topic, "'"));
     return nullptr;
   }
   storage::PartitionLog* log = topics_.Find(topic, partition);
