@@ -2,14 +2,19 @@
 // describe configs, delete), and a producer sending keys, values, headers and null keys and values
 // to explicit partitions with acks=all, uncompressed and gzip (the codecs kafkajs has built in).
 //
+// Then kafkajs's own consumer (in a consumer group, the only way kafkajs consumes) reads every
+// record back, and keys, values, headers, offsets and order per partition must be what was sent.
+//
 // Usage: node compat.js BOOTSTRAP. Prints one JSON document on stdout: for each topic, per
 // partition, the records sent in order ({key, value, headers} with bytes as base64 and null as
-// null) and the acknowledged base offsets, so that the Python side (kafkajs_test.py) can read them
-// back with another client and compare. Any failure exits non-zero with a message.
+// null) and the acknowledged base offsets, so that the Python side (kafkajs_test.py) can also read
+// them back with another client and compare. Any failure exits non-zero with a message.
 'use strict';
 
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
 
+// How long the read-back may take, group join included.
+const CONSUME_TIMEOUT_MS = 60000;
 const PARTITIONS = 2;
 const PER_PARTITION = 120;
 const TOPICS = [
@@ -37,7 +42,56 @@ function makeRecords(partition) {
   return records;
 }
 
-const b64 = (buffer) => (buffer === null ? null : buffer.toString('base64'));
+const b64 = (buffer) => (buffer === null || buffer === undefined ? null : buffer.toString('base64'));
+
+// Reads every record of TOPICS back with a kafkajs group consumer from the beginning and checks
+// each partition against `sent` (compat.js's own output format): same offsets 0.., keys, values
+// and headers, in order.
+async function consumeBack(kafka, sent) {
+  const total = TOPICS.length * PARTITIONS * PER_PARTITION;
+  const got = {};
+  let count = 0;
+  let finish;
+  const finished = new Promise((resolve) => { finish = resolve; });
+  const consumer = kafka.consumer({ groupId: 'kjs-compat-readback', maxWaitTimeInMs: 500 });
+  await consumer.connect();
+  for (const topic of TOPICS) await consumer.subscribe({ topic: topic.name, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ topic, partition, message }) => {
+      const records = ((got[topic] = got[topic] || {})[partition] =
+        (got[topic] && got[topic][partition]) || []);
+      records.push({
+        offset: Number(message.offset),
+        key: b64(message.key),
+        value: b64(message.value),
+        headers: Object.entries(message.headers || {}).map(([k, v]) => [k, b64(v)]),
+      });
+      if (++count === total) finish();
+    },
+  });
+  const timer = setTimeout(
+    () => fail(`kafkajs consumer read ${count} of ${total} records in ${CONSUME_TIMEOUT_MS} ms`),
+    CONSUME_TIMEOUT_MS);
+  await finished;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  for (const topic of TOPICS) {
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const want = sent[topic.name][partition].records;
+      const have = (got[topic.name] || {})[partition] || [];
+      check(have.length === want.length,
+            `${topic.name}[${partition}]: kafkajs consumer read ${have.length} records, want ${want.length}`);
+      have.forEach((record, i) => {
+        const where = `${topic.name}[${partition}] offset ${record.offset}`;
+        check(record.offset === i, `${where}: expected offset ${i}`);
+        check(record.key === want[i].key, `${where}: key ${record.key}, want ${want[i].key}`);
+        check(record.value === want[i].value, `${where}: value ${record.value}, want ${want[i].value}`);
+        check(JSON.stringify(record.headers) === JSON.stringify(want[i].headers),
+              `${where}: headers ${JSON.stringify(record.headers)}, want ${JSON.stringify(want[i].headers)}`);
+      });
+    }
+  }
+}
 
 async function main() {
   const bootstrap = process.argv[2];
@@ -102,6 +156,7 @@ async function main() {
             `${topic.name}[${o.partition}]: offsets low ${o.low} high ${o.high}`);
     }
   }
+  await consumeBack(kafka, result);
   await admin.deleteTopics({ topics: ['kjs-doomed'] });
   const listed = await admin.listTopics();
   check(!listed.includes('kjs-doomed'), 'deleted topic still listed');
