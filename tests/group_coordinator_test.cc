@@ -631,6 +631,42 @@ TEST_F(GroupCoordinatorTest, SimpleCommitsAndOffsetFetchAll) {
   EXPECT_TRUE(none->topics.empty());
 }
 
+// Deleting a topic deletes every group's committed offsets for it, durably (tombstones): after
+// the deletion, after the topic is created again under the same name and after a power loss, the
+// group has no offset there, while its offsets for other topics stay. A simple-commit group left
+// with nothing is deleted.
+TEST_F(GroupCoordinatorTest, DeletedTopicTakesItsCommittedOffsets) {
+  Start();
+  auto client = Client();
+  CreateTopic(*client, "doomed", 2);
+  CreateTopic(*client, "kept", 1);
+  ASSERT_EQ(Commit(*client, CommitRequest("g", -1, "", "doomed", 0, 5)), 0);
+  ASSERT_EQ(Commit(*client, CommitRequest("g", -1, "", "doomed", 1, 6)), 0);
+  ASSERT_EQ(Commit(*client, CommitRequest("g", -1, "", "kept", 0, 7)), 0);
+  ASSERT_EQ(Commit(*client, CommitRequest("only-doomed", -1, "", "doomed", 0, 9)), 0);
+  protocol::DeleteTopicsRequest deletion;
+  deletion.topic_names = {"doomed"};
+  deletion.timeout_ms = 10'000;
+  auto deleted = world_.Call<protocol::DeleteTopicsResponse>(*client, deletion, 3);
+  ASSERT_TRUE(deleted.has_value());
+  ASSERT_EQ(deleted->responses.at(0).error_code, 0);
+  world_.RunFor(100'000);
+  EXPECT_EQ(Committed(*client, "g", "doomed", 0), -1);
+  EXPECT_EQ(Committed(*client, "g", "kept", 0), 7);
+  EXPECT_FALSE(coordinator().ViewGroup("only-doomed").has_value());
+  CreateTopic(*client, "doomed", 2);
+  EXPECT_EQ(Committed(*client, "g", "doomed", 0), -1);
+  EXPECT_EQ(Committed(*client, "g", "doomed", 1), -1);
+
+  client.reset();
+  world_.Restart(sim::CrashKind::kPowerLoss);
+  ASSERT_TRUE(WaitLoaded());
+  auto view = coordinator().ViewGroup("g");
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->offsets, (std::map<std::pair<std::string, int32_t>, int64_t>{{{"kept", 0}, 7}}));
+  EXPECT_FALSE(coordinator().ViewGroup("only-doomed").has_value());
+}
+
 // --- Limits and bad input -----------------------------------------------------------------------
 
 // group_max_size: a join beyond it gets GROUP_MAX_SIZE_REACHED; a session timeout outside

@@ -1678,33 +1678,50 @@ void GroupCoordinator::ScheduleExpiry() {
 void GroupCoordinator::ExpireOffsets() {
   const int64_t now_ms = env_.clock().WallNowMs();
   const int64_t retention_ms = settings_.offsets_retention_minutes * 60'000;
+  stats_.offsets_expired += RemoveOffsetsWhere(
+      [&](const Group& group, const TopicPartitionKey&, const OffsetCommitValue& value) {
+        // Kafka 2.1+: a group's offsets expire once it has been Empty for the retention time; a
+        // group that never used group management counts from each commit; an explicit expiry
+        // (OffsetCommit v2-4) applies as given.
+        if (value.expire_timestamp_ms >= 0) return now_ms >= value.expire_timestamp_ms;
+        if (group.protocol_type.empty()) return now_ms - value.commit_timestamp_ms >= retention_ms;
+        return group.state == GroupState::kEmpty &&
+               now_ms - group.state_timestamp_ms >= retention_ms;
+      });
+}
+
+void GroupCoordinator::RemoveOffsetsOfTopic(absl::string_view topic) {
+  const uint64_t removed = RemoveOffsetsWhere(
+      [topic](const Group&, const TopicPartitionKey& key, const OffsetCommitValue&) {
+        return key.first == topic;
+      });
+  if (removed > 0) {
+    env_.Log(LogLevel::kInfo, absl::StrCat("group coordinator: topic '", topic, "' deleted: ",
+                                           removed, " committed offsets removed"));
+  }
+}
+
+uint64_t GroupCoordinator::RemoveOffsetsWhere(
+    absl::FunctionRef<bool(const Group& group, const TopicPartitionKey& key,
+                           const OffsetCommitValue& value)>
+        doomed) {
+  uint64_t removed = 0;
   std::map<int32_t, std::vector<std::pair<std::string, std::optional<std::string>>>> tombstones;
   std::vector<std::string> dead;
   for (auto& [id, group_ptr] : groups_) {
     Group& group = *group_ptr;
     auto hosted = hosted_.find(group.partition);
     if (hosted == hosted_.end() || !hosted->second->loaded) continue;
-    // Kafka 2.1+: a group's offsets expire once it has been Empty for the retention time; a group
-    // that never used group management counts from each commit; an explicit expiry (OffsetCommit
-    // v2-4) applies as given.
-    std::vector<TopicPartitionKey> expired;
+    std::vector<TopicPartitionKey> picked;
     for (const auto& [key, value] : group.offsets) {
-      bool expire = false;
-      if (value.expire_timestamp_ms >= 0) {
-        expire = now_ms >= value.expire_timestamp_ms;
-      } else if (group.protocol_type.empty()) {
-        expire = now_ms - value.commit_timestamp_ms >= retention_ms;
-      } else if (group.state == GroupState::kEmpty) {
-        expire = now_ms - group.state_timestamp_ms >= retention_ms;
-      }
-      if (expire) expired.push_back(key);
+      if (doomed(group, key, value)) picked.push_back(key);
     }
-    for (const TopicPartitionKey& key : expired) {
+    for (const TopicPartitionKey& key : picked) {
       group.offsets.erase(key);
       tombstones[group.partition].emplace_back(
           EncodeOffsetCommitKey({.group = id, .topic = key.first, .partition = key.second}),
           std::nullopt);
-      ++stats_.offsets_expired;
+      ++removed;
     }
     if (group.state == GroupState::kEmpty && group.members.empty() && group.offsets.empty() &&
         group.pending_members.empty()) {
@@ -1726,6 +1743,7 @@ void GroupCoordinator::ExpireOffsets() {
       }
     });
   }
+  return removed;
 }
 
 }  // namespace runnel::group

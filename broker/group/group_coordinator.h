@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "broker/env/env.h"
@@ -136,6 +137,10 @@ class GroupCoordinator {
 
   // Runs the offsets expiry now (it also runs every kOffsetsRetentionCheckIntervalMs).
   void ExpireOffsets();
+  // A topic was deleted: every hosted group forgets its committed offsets for the topic (with a
+  // tombstone for each), as Kafka does, so that a topic created again under the same name is not
+  // read from the old topic's positions. A group left Empty with nothing is deleted.
+  void RemoveOffsetsOfTopic(absl::string_view topic);
 
  private:
   struct Member;
@@ -201,6 +206,13 @@ class GroupCoordinator {
   void LoadStep(int32_t partition, uint64_t election);
   void FinishLoad(HostedPartition& hosted);
   void ScheduleExpiry();
+  // Removes from every loaded group the offsets `doomed` picks, writes a tombstone for each, and
+  // deletes the groups left Empty with no members and no offsets (Kafka's cleanupGroupMetadata).
+  // Returns how many offsets it removed.
+  uint64_t RemoveOffsetsWhere(
+      absl::FunctionRef<bool(const Group& group, const std::pair<std::string, int32_t>& key,
+                             const OffsetCommitValue& value)>
+          doomed);
 
   Env& env_;
   const GroupSettings settings_;

@@ -162,11 +162,12 @@ void StartWaiting(const std::shared_ptr<AdminWait<Response>>& wait, Env& env, in
 }  // namespace
 
 AdminHandler::AdminHandler(Env& env, TopicManager& topics, const BrokerSettings& settings,
-                           BrokerIdentity identity)
+                           BrokerIdentity identity, TopicDeleted on_topic_deleted)
     : env_(env),
       topics_(topics),
       settings_(settings),
       identity_(std::move(identity)),
+      on_topic_deleted_(std::move(on_topic_deleted)),
       alive_(std::make_shared<AdminHandler*>(this)) {}
 
 AdminHandler::~AdminHandler() { alive_.reset(); }
@@ -270,7 +271,12 @@ void AdminHandler::HandleDeleteTopics(int16_t version, const DeleteTopicsRequest
                                         absl::StrCat("'", name, "' is an internal topic"));
     } else {
       std::weak_ptr<AdminWait<DeleteTopicsResponse>> weak = wait;
-      started = topics_.DeleteTopic(name, [weak, i](const absl::Status& status) {
+      std::weak_ptr<AdminHandler*> alive = alive_;
+      started = topics_.DeleteTopic(name, [weak, alive, i, name](const absl::Status& status) {
+        if (status.ok() && !alive.expired()) {
+          AdminHandler* self = *alive.lock();
+          if (self->on_topic_deleted_) self->on_topic_deleted_(name);
+        }
         if (auto held = weak.lock()) held->Finish(i, status);
       });
       if (started.ok()) {

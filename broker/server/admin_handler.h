@@ -32,6 +32,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/strings/string_view.h"
 #include "broker/env/env.h"
 #include "broker/protocol/messages.h"
 #include "broker/server/broker_settings.h"
@@ -49,8 +51,11 @@ struct BrokerIdentity {
 
 class AdminHandler {
  public:
+  // Runs once for each topic a DeleteTopics request deleted, when the deletion is durable.
+  using TopicDeleted = absl::AnyInvocable<void(absl::string_view topic)>;
+
   AdminHandler(Env& env, TopicManager& topics, const BrokerSettings& settings,
-               BrokerIdentity identity);
+               BrokerIdentity identity, TopicDeleted on_topic_deleted);
   ~AdminHandler();
 
   AdminHandler(const AdminHandler&) = delete;
@@ -77,6 +82,7 @@ class AdminHandler {
   TopicManager& topics_;
   const BrokerSettings& settings_;
   const BrokerIdentity identity_;
+  TopicDeleted on_topic_deleted_;
   std::shared_ptr<AdminHandler*> alive_;
 };
 

@@ -100,7 +100,9 @@ absl::StatusOr<std::unique_ptr<KafkaServer>> KafkaServer::Start(Env& env, TopicM
           .node_id = env.node_id(),
           .listeners = PlaintextListener(self.listen_address_),
           .advertised_listeners = PlaintextListener(self.advertised_address_),
-      });
+      },
+      // A deleted topic's committed offsets go with it, as in Kafka.
+      [groups = &self.groups_](absl::string_view topic) { groups->RemoveOffsetsOfTopic(topic); });
   env.Log(LogLevel::kInfo, absl::StrCat("kafka server: listening on ",
                                         self.listen_address_.ToString(), ", advertising ",
                                         self.advertised_address_.ToString()));
