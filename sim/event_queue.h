@@ -1,5 +1,8 @@
-// The simulator's one event queue, ordered by (virtual time, insertion sequence number) and by
-// nothing else: two events at the same time run in the order they were scheduled.
+// The simulator's one event queue, ordered by (virtual time, rank) and by nothing else. An event's
+// rank is its insertion sequence number, so two events at the same time run in the order they were
+// scheduled; the one exception is Requeue, which puts events a stalled node held back in front of
+// everything else due at the same time, keeping their sequence numbers (and so their
+// cancellability).
 #ifndef RUNNEL_SIM_EVENT_QUEUE_H_
 #define RUNNEL_SIM_EVENT_QUEUE_H_
 
@@ -27,6 +30,9 @@ class EventQueue {
     int32_t node;
     uint64_t incarnation;
     absl::AnyInvocable<void()> action;
+    // The tie-breaker among events of equal time: the sequence number, or below every sequence
+    // number for requeued events.
+    int64_t rank = 0;
   };
 
   // Schedules `action` at `time_us`; returns the event's sequence number, unique per queue.
@@ -34,9 +40,29 @@ class EventQueue {
                 absl::AnyInvocable<void()> action) {
     assert(heap_.size() < kPendingEventsMax);
     const uint64_t sequence = next_sequence_++;
-    heap_.push_back(Event{time_us, sequence, node, incarnation, std::move(action)});
+    heap_.push_back(Event{time_us, sequence, node, incarnation, std::move(action),
+                          static_cast<int64_t>(sequence)});
     std::push_heap(heap_.begin(), heap_.end(), Later);
     return sequence;
+  }
+
+  // Puts events popped earlier back, all due at `time_us` (not before any event already run), in
+  // front of every other event due then, in the order given. Each keeps its sequence number, so a
+  // Cancel made before or after still applies. Requeued batches pushed at the same time run the
+  // later batch first; each batch keeps its own order.
+  void Requeue(int64_t time_us, std::vector<Event> events) {
+    assert(heap_.size() + events.size() <= kPendingEventsMax);
+    // Ranks below zero never collide with a sequence number (those start at 1).
+    const int64_t count = static_cast<int64_t>(events.size());
+    next_requeue_rank_ -= count;
+    int64_t rank = next_requeue_rank_;
+    for (Event& event : events) {
+      assert(event.time_us <= time_us);
+      event.time_us = time_us;
+      event.rank = rank++;
+      heap_.push_back(std::move(event));
+      std::push_heap(heap_.begin(), heap_.end(), Later);
+    }
   }
 
   // Marks a pending event so that it is skipped. The caller must know it is still pending.
@@ -70,11 +96,13 @@ class EventQueue {
   // std::*_heap keeps the greatest element first, so "greater" here means "runs later".
   static bool Later(const Event& a, const Event& b) {
     if (a.time_us != b.time_us) return a.time_us > b.time_us;
-    return a.sequence > b.sequence;
+    return a.rank > b.rank;
   }
 
   std::vector<Event> heap_;
   uint64_t next_sequence_ = 1;
+  // Ranks handed to requeued events count down from -1.
+  int64_t next_requeue_rank_ = 0;
   // Looked up by sequence only, never iterated: its order cannot reach anything.
   absl::flat_hash_set<uint64_t> cancelled_;
 };

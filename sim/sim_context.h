@@ -32,6 +32,11 @@ class SimContext {
   // Skips a pending event scheduled by either method.
   virtual void CancelEvent(uint64_t sequence) = 0;
 
+  // Whether `node` is stalled (Simulator::StallNode): its ScheduleForNode events are held until it
+  // resumes. Parts that run a node's callbacks from a simulator-level event check this first and
+  // move the work into an event of the node's own.
+  virtual bool IsNodeStalled(NodeId /*node*/) const { return false; }
+
   // The stream the simulator's own fault decisions draw from (not the nodes' streams, so that
   // broker code consuming randomness does not shift the fault schedule, and vice versa).
   virtual Random& FaultRandom() = 0;

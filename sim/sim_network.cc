@@ -49,6 +49,8 @@ struct SimNetwork::Connection {
   std::string pre_connect_backlog;
   // Whether the connecting side has been told the outcome through on_connected.
   bool connect_reported = false;
+  // The SYN reached a stalled listener and waits for it to resume.
+  bool accept_deferred = false;
 };
 
 // The Network one node incarnation sees: every call is checked against the incarnation, so a
@@ -142,13 +144,30 @@ void SimNetwork::NodeCrashed(NodeId node) {
     const int64_t delay_us = prompt ? options_.latency_us_max : options_.connection_timeout_us;
     if (!connection->established) {
       // A handshake in flight: if the crashed node was the target, the SYN finds no listener and
-      // the connect is refused; if it was the connecting side, nobody is left to tell.
+      // the connect is refused; if it was the connecting side, nobody is left to tell. A SYN that
+      // waited for the target to resume from a stall is handled below.
       MaybeForget(id);
       continue;
     }
     Reset(*connection, prompt ? "connection reset by peer (peer crashed)"
                               : "connection timed out (peer crashed)",
           delay_us, delay_us);
+  }
+  // A SYN that waited for this node to resume from a stall had its event dropped with the
+  // incarnation: the rebooted host refuses it.
+  std::vector<uint64_t> deferred;
+  for (const auto& [id, connection] : connections_) {
+    if (connection->accept_deferred && connection->side[1].node == node &&
+        connection->side[0].open) {
+      deferred.push_back(id);
+    }
+  }
+  for (uint64_t id : deferred) {
+    Connection& connection = *connections_.at(id);
+    connection.accept_deferred = false;
+    const int64_t back_latency_us = DrawLatencyUs(node, connection.side[0].node);
+    context_.Schedule(back_latency_us,
+                      [this, id] { FailConnect(id, absl::UnavailableError("connection refused")); });
   }
 }
 
@@ -326,50 +345,64 @@ ConnectionId SimNetwork::Connect(NodeId node, uint64_t incarnation, const Networ
   }
   const uint64_t id = endpoint_id;
   const uint16_t port = address.port;
-  context_.Schedule(DrawLatencyUs(node, peer), [this, id, peer, port] {
-    Connection* connection = FindConnection(id);
-    if (connection == nullptr || !connection->side[0].open) {
-      MaybeForget(id);
-      return;
-    }
-    const Listener* listener = nullptr;
-    if (incarnations_.at(static_cast<size_t>(peer)) != 0) {
-      for (const auto& [listener_id, candidate] : listeners_) {
-        if (candidate.node == peer && candidate.port == port) listener = &candidate;
-      }
-    }
-    const int64_t back_latency_us = DrawLatencyUs(peer, connection->side[0].node);
-    if (listener == nullptr) {
-      context_.Schedule(back_latency_us, [this, id] {
-        FailConnect(id, absl::UnavailableError("connection refused"));
-      });
-      return;
-    }
-    // Accept: the listening side's endpoint comes to life now.
-    const ConnectionId accepted_id = next_endpoint_id_++;
-    connection_of_endpoint_[accepted_id] = id;
-    Endpoint& accepted = connection->side[1];
-    accepted.node = peer;
-    accepted.incarnation = listener->incarnation;
-    accepted.id = accepted_id;
-    accepted.open = true;
-    connection->established = true;
-    // Nothing from the accepting side may arrive before the connecting side hears it is connected.
-    connection->direction[1].last_delivery_us = context_.NowUs() + back_latency_us;
-    RecordConnectionEvent(ACCEPT, *connection, 1, "");
-    // The answer to the connecting side is scheduled before on_accept runs: whatever the accepting
-    // side sends or closes inside on_accept is delivered no earlier than it, and events of equal
-    // time run in scheduling order, so the connecting side hears on_connected first.
-    context_.ScheduleForNode(connection->side[0].node, connection->side[0].incarnation,
-                             back_latency_us, [this, id] { CompleteConnect(id); });
-    std::shared_ptr<AcceptCallback> on_accept = listener->on_accept;
-    NetworkAddress peer_address{HostName(connection->side[0].node), 0};
-    ConnectionCallbacks callbacks = (*on_accept)(accepted_id, peer_address);
-    connection = FindConnection(id);
-    if (connection == nullptr) return;
-    if (connection->side[1].open) connection->side[1].callbacks = std::move(callbacks);
-  });
+  context_.Schedule(DrawLatencyUs(node, peer),
+                    [this, id, peer, port] { ArriveSyn(id, peer, port); });
   return endpoint_id;
+}
+
+void SimNetwork::ArriveSyn(uint64_t id, NodeId peer, uint16_t port) {
+  Connection* connection = FindConnection(id);
+  if (connection == nullptr || !connection->side[0].open) {
+    MaybeForget(id);
+    return;
+  }
+  const uint64_t peer_incarnation = incarnations_.at(static_cast<size_t>(peer));
+  if (peer_incarnation != 0 && context_.IsNodeStalled(peer)) {
+    // The listening process is paused, so it cannot accept: the handshake completes when it runs
+    // again (an event of its own, held until it resumes). If it crashes meanwhile, NodeCrashed
+    // refuses the connect.
+    connection->accept_deferred = true;
+    context_.ScheduleForNode(peer, peer_incarnation, 0,
+                             [this, id, peer, port] { ArriveSyn(id, peer, port); });
+    return;
+  }
+  connection->accept_deferred = false;
+  const Listener* listener = nullptr;
+  if (incarnations_.at(static_cast<size_t>(peer)) != 0) {
+    for (const auto& [listener_id, candidate] : listeners_) {
+      if (candidate.node == peer && candidate.port == port) listener = &candidate;
+    }
+  }
+  const int64_t back_latency_us = DrawLatencyUs(peer, connection->side[0].node);
+  if (listener == nullptr) {
+    context_.Schedule(back_latency_us, [this, id] {
+      FailConnect(id, absl::UnavailableError("connection refused"));
+    });
+    return;
+  }
+  // Accept: the listening side's endpoint comes to life now.
+  const ConnectionId accepted_id = next_endpoint_id_++;
+  connection_of_endpoint_[accepted_id] = id;
+  Endpoint& accepted = connection->side[1];
+  accepted.node = peer;
+  accepted.incarnation = listener->incarnation;
+  accepted.id = accepted_id;
+  accepted.open = true;
+  connection->established = true;
+  // Nothing from the accepting side may arrive before the connecting side hears it is connected.
+  connection->direction[1].last_delivery_us = context_.NowUs() + back_latency_us;
+  RecordConnectionEvent(ACCEPT, *connection, 1, "");
+  // The answer to the connecting side is scheduled before on_accept runs: whatever the accepting
+  // side sends or closes inside on_accept is delivered no earlier than it, and events of equal
+  // time run in scheduling order, so the connecting side hears on_connected first.
+  context_.ScheduleForNode(connection->side[0].node, connection->side[0].incarnation,
+                           back_latency_us, [this, id] { CompleteConnect(id); });
+  std::shared_ptr<AcceptCallback> on_accept = listener->on_accept;
+  NetworkAddress peer_address{HostName(connection->side[0].node), 0};
+  ConnectionCallbacks callbacks = (*on_accept)(accepted_id, peer_address);
+  connection = FindConnection(id);
+  if (connection == nullptr) return;
+  if (connection->side[1].open) connection->side[1].callbacks = std::move(callbacks);
 }
 
 void SimNetwork::CompleteConnect(uint64_t connection_id) {
@@ -397,6 +430,14 @@ void SimNetwork::FailConnect(uint64_t connection_id, absl::Status status) {
   Connection* connection = FindConnection(connection_id);
   if (connection == nullptr || connection->established) return;
   Endpoint& local = connection->side[0];
+  if (local.open && context_.IsNodeStalled(local.node)) {
+    // The connecting process is paused: it hears of the failure when it runs again.
+    context_.ScheduleForNode(local.node, local.incarnation, 0,
+                             [this, connection_id, status = std::move(status)]() mutable {
+                               FailConnect(connection_id, std::move(status));
+                             });
+    return;
+  }
   if (local.open) {
     RecordConnectionEvent(CONNECT_FAILED, *connection, 0, status.message());
     local.open = false;

@@ -25,6 +25,10 @@
 // - When a node crashes its connections die silently on its side; each peer sees a reset either
 //   after one latency (crash_reset_probability: the rebooted host answers with RST) or after
 //   connection_timeout_us (it never hears back).
+// - A stalled node (Simulator::StallNode, a paused process) runs nothing: deliveries, connection
+//   events and connect outcomes meant for it wait until it resumes, and its connections do not
+//   time out meanwhile (its kernel still acknowledges). A connect to a stalled listener completes
+//   its handshake only when the listener resumes.
 #ifndef RUNNEL_SIM_SIM_NETWORK_H_
 #define RUNNEL_SIM_SIM_NETWORK_H_
 
@@ -144,6 +148,9 @@ class SimNetwork {
   // Puts the held bytes of one direction on the wire if the link is unblocked and the receiver is
   // not paused; stops the stall clock if the link is unblocked.
   void ReleaseStalled(Connection& connection, int from_side);
+  // The connecting side's SYN reaches `peer`: accepted by a listener on `port`, refused, or (when
+  // `peer` is stalled) deferred until it resumes.
+  void ArriveSyn(uint64_t id, NodeId peer, uint16_t port);
   void CompleteConnect(uint64_t connection_id);
   void FailConnect(uint64_t connection_id, absl::Status status);
   // Kills the connection: both open ends get on_closed(status) after the given delays.

@@ -69,10 +69,51 @@ void Simulator::TearDown(Node& node) {
   node.env.reset();
 }
 
+void Simulator::StallNode(NodeId id) {
+  Node& node = node_at(id);
+  assert(node.up);
+  assert(!node.stalled);
+  assert(node.held.empty());
+  node.stalled = true;
+  RecordNodeEvent(id, NODE_STALL, "stalled");
+}
+
+void Simulator::ResumeNode(NodeId id) {
+  Node& node = node_at(id);
+  assert(node.up);
+  assert(node.stalled);
+  node.stalled = false;
+  TraceEntry entry;
+  entry.time_us = now_us_;
+  entry.node = id;
+  entry.kind = NODE_RESUME;
+  entry.value = static_cast<int64_t>(node.incarnation);
+  entry.bytes = node.held.size();
+  entry.detail = "resumed";
+  trace_.Record(entry);
+  std::vector<EventQueue::Event> held = std::move(node.held);
+  node.held.clear();
+  queue_.Requeue(now_us_, std::move(held));
+}
+
+bool Simulator::IsStalled(NodeId node) const { return node_at(node).stalled; }
+
+size_t Simulator::HeldEventCount(NodeId node) const { return node_at(node).held.size(); }
+
+void Simulator::EndStallForShutdown(NodeId id, Node& node) {
+  if (!node.stalled) return;
+  node.stalled = false;
+  RecordNodeEvent(id, NODE_RESUME, "stall ended by shutdown");
+  std::vector<EventQueue::Event> held = std::move(node.held);
+  node.held.clear();
+  queue_.Requeue(now_us_, std::move(held));
+}
+
 void Simulator::CrashNode(NodeId id, CrashKind kind) {
   Node& node = node_at(id);
   if (!node.up) return;
   RecordNodeEvent(id, NODE_CRASH, kind == CrashKind::kPowerLoss ? "power loss" : "process crash");
+  EndStallForShutdown(id, node);
   // Mark the node down before destroying its program, so that anything its destructors try
   // (closing connections, writing) is refused as coming from a dead incarnation: a crash sends no
   // goodbyes.
@@ -103,6 +144,7 @@ void Simulator::StopNode(NodeId id) {
   Node& node = node_at(id);
   if (!node.up) return;
   RecordNodeEvent(id, NODE_STOP, "clean shutdown");
+  EndStallForShutdown(id, node);
   // The program's destructor runs while the node is still up, so its orderly closes go out.
   node.program_object.reset();
   node.up = false;
@@ -160,12 +202,19 @@ bool Simulator::RunNextEvent(int64_t deadline_us) {
     assert(event.time_us >= now_us_);
     now_us_ = event.time_us;
     if (event.node >= 0) {
-      const Node& node = node_at(event.node);
+      Node& node = node_at(event.node);
       // Callbacks of a crashed incarnation never run.
       if (!node.up || node.incarnation != event.incarnation) continue;
+      // A stalled node's events wait for its resume, in the order they came due.
+      if (node.stalled) {
+        assert(node.held.size() < EventQueue::kPendingEventsMax);
+        node.held.push_back(std::move(event));
+        continue;
+      }
     }
     ++events_processed_;
     event.action();
+    if (after_event_hook_) after_event_hook_();
     return true;
   }
   return false;

@@ -13,6 +13,13 @@
 //
 // A node's program is destroyed when the node crashes or stops; on restart it is built again from
 // the same factory with a new Env over the node's surviving disk.
+//
+// A node may also be stalled (StallNode) and resumed (ResumeNode), as a process is by a long
+// garbage-collection pause or SIGSTOP / SIGCONT: while stalled, none of its events run (timers,
+// deliveries, connection events, disk completions); they are held, in order, and run on resume
+// before anything else due then, in their original order. The node's clock keeps running, so its
+// timers fire late, all at once. Its peers notice nothing but silence: its connections stay open
+// (the kernel still acknowledges bytes, so no TCP timeout fires) and it sends nothing.
 #ifndef RUNNEL_SIM_SIMULATOR_H_
 #define RUNNEL_SIM_SIMULATOR_H_
 
@@ -89,6 +96,15 @@ class Simulator final : public SimContext {
   // Crash (of the given kind) followed at once by a start.
   void RestartNode(NodeId node, CrashKind kind);
 
+  // Stalls a running node that is not stalled yet (see the file comment). Crashing or stopping a
+  // stalled node ends the stall: the events it held are dropped with its incarnation.
+  void StallNode(NodeId node);
+  // Resumes a stalled node: its held events run next, in their original order.
+  void ResumeNode(NodeId node);
+  bool IsStalled(NodeId node) const;
+  // Events a stalled node holds back now (0 when it is not stalled).
+  size_t HeldEventCount(NodeId node) const;
+
   bool IsUp(NodeId node) const;
   uint64_t Incarnation(NodeId node) const;
   size_t node_count() const { return nodes_.size(); }
@@ -116,6 +132,10 @@ class Simulator final : public SimContext {
   // whether `done` became true.
   bool RunUntilCondition(const std::function<bool()>& done, int64_t deadline_us);
 
+  // Runs after every event the simulator processes (not after skipped or held ones), for checks of
+  // invariants online. The hook must not schedule, step or inject faults; it observes.
+  void SetAfterEventHook(std::function<void()> hook) { after_event_hook_ = std::move(hook); }
+
   uint64_t seed() const { return options_.seed; }
   uint64_t events_processed() const { return events_processed_; }
   size_t pending_event_count() const { return queue_.size(); }
@@ -126,6 +146,7 @@ class Simulator final : public SimContext {
   uint64_t ScheduleForNode(NodeId node, uint64_t incarnation, int64_t delay_us,
                            absl::AnyInvocable<void()> action) override;
   void CancelEvent(uint64_t sequence) override { queue_.Cancel(sequence); }
+  bool IsNodeStalled(NodeId node) const override { return IsStalled(node); }
   Random& FaultRandom() override { return fault_random_; }
   Trace& trace() override { return trace_; }
 
@@ -137,6 +158,9 @@ class Simulator final : public SimContext {
     std::unique_ptr<SimDiskStorage> disk;
     uint64_t incarnation = 0;  // of the current or last run
     bool up = false;
+    bool stalled = false;
+    // Events of the current incarnation that came due while it was stalled, in the order due.
+    std::vector<EventQueue::Event> held;
     std::unique_ptr<SimEnv> env;
     std::shared_ptr<void> program_object;
   };
@@ -148,6 +172,9 @@ class Simulator final : public SimContext {
   void RecordNodeEvent(NodeId node, TraceKind kind, absl::string_view detail);
   // Destroys the program and the Env of a running node.
   void TearDown(Node& node);
+  // Ends a stall without running what it held: the held events go back to the queue, where they
+  // are skipped as belonging to an ended incarnation (and cancellations of them are forgotten).
+  void EndStallForShutdown(NodeId id, Node& node);
 
   SimulatorOptions options_;
   int64_t now_us_ = 0;
@@ -158,6 +185,7 @@ class Simulator final : public SimContext {
   BuggifyRegistry buggify_;
   SimNetwork network_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  std::function<void()> after_event_hook_;
 };
 
 }  // namespace runnel::sim
