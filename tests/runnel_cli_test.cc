@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_join.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -79,7 +81,9 @@ int WaitFor(pid_t pid) {
 // A runnel-broker process on 127.0.0.1 with its own data directory.
 class BrokerProcess {
  public:
-  BrokerProcess() : directory_(MakeTempDirectory("runnel-cli-test")) {
+  // `config_text`, when not empty, is written to a config file the broker reads (--config).
+  explicit BrokerProcess(const std::string& config_text = "")
+      : directory_(MakeTempDirectory("runnel-cli-test")) {
     EXPECT_FALSE(directory_.empty());
     int out_pipe[2];
     EXPECT_EQ(::pipe(out_pipe), 0);
@@ -92,6 +96,11 @@ class BrokerProcess {
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     std::vector<std::string> args = {RUNNEL_BROKER_PATH, "--node-id=0", "--listen=127.0.0.1:0",
                                      absl::StrCat("--data-dir=", (directory_ / "data").string())};
+    if (!config_text.empty()) {
+      const fs::path config = directory_ / "broker.conf";
+      std::ofstream(config) << config_text;
+      args.push_back(absl::StrCat("--config=", config.string()));
+    }
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -201,12 +210,19 @@ std::vector<std::string> Lines(const std::string& text) {
 
 class RunnelCliTest : public ::testing::Test {
  protected:
+  explicit RunnelCliTest(const std::string& broker_config = "") : broker_(broker_config) {}
   CliResult Run(std::vector<std::string> args, const std::string& input = "",
                 bool through_pipe = false) {
     args.insert(args.begin(), broker_.bootstrap());
     return RunCli(args, input, through_pipe);
   }
   BrokerProcess broker_;
+};
+
+// Consumer groups start their first rebalance at once, as in the other group tests.
+class RunnelCliGroupTest : public RunnelCliTest {
+ protected:
+  RunnelCliGroupTest() : RunnelCliTest("groups { group_initial_rebalance_delay_ms: 0 }\n") {}
 };
 
 // topics create / list / describe / delete, and their errors: an existing topic is
@@ -373,6 +389,89 @@ TEST_F(RunnelCliTest, ErrorsGiveNonZeroExitStatus) {
               "topics", "list"});
   EXPECT_EQ(unreachable.exit_status, 1);
   EXPECT_TRUE(absl::StrContains(unreachable.err, "NETWORK_EXCEPTION")) << unreachable.err;
+}
+
+// `consume --group`: a member that stops at --max-messages commits exactly what it printed, so
+// the next member of the group goes on from there; two members running at once share the
+// partitions and print each record once; `groups list` and `groups describe` show the group, its
+// committed offsets, log end offsets and lag (0 once everything was read), and the members while
+// they run.
+TEST_F(RunnelCliGroupTest, ConsumeWithGroupAndDescribeIt) {
+  ASSERT_EQ(Run({"topics", "create", "jobs", "--partitions=3"}).exit_status, 0);
+  std::string input;
+  for (int i = 0; i < 30; ++i) absl::StrAppend(&input, "job-", i, "\n");
+  ASSERT_EQ(Run({"produce", "--topic=jobs"}, input).exit_status, 0);
+
+  CliResult first = Run({"consume", "--topic=jobs", "--group=workers", "--from-beginning",
+                         "--max-messages=12"});
+  ASSERT_EQ(first.exit_status, 0) << first.err;
+  std::vector<std::string> seen = Lines(first.out);
+  ASSERT_EQ(seen.size(), 12u);
+  CliResult rest = Run({"consume", "--topic=jobs", "--group=workers", "--timeout-ms=2000"});
+  ASSERT_EQ(rest.exit_status, 0) << rest.err;
+  for (const std::string& line : Lines(rest.out)) seen.push_back(line);
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), 30u) << absl::StrJoin(seen, " ");
+  EXPECT_EQ(unique.size(), 30u);
+
+  CliResult listed = Run({"groups", "list"});
+  ASSERT_EQ(listed.exit_status, 0) << listed.err;
+  EXPECT_TRUE(absl::StrContains(listed.out, "workers\n")) << listed.out;
+  CliResult described = Run({"groups", "describe", "workers"});
+  ASSERT_EQ(described.exit_status, 0) << described.err;
+  std::vector<std::string> lines = Lines(described.out);
+  ASSERT_EQ(lines.size(), 5u) << described.out;
+  EXPECT_EQ(lines[0], "Group: workers\tState: Empty\tAssignor: -\tMembers: 0");
+  EXPECT_TRUE(absl::StartsWith(lines[1], "GROUP")) << lines[1];
+  int64_t total_end = 0;
+  for (size_t i = 2; i < lines.size(); ++i) {
+    std::vector<std::string> cells = absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    ASSERT_EQ(cells.size(), 9u) << lines[i];
+    EXPECT_EQ(cells[0], "workers");
+    EXPECT_EQ(cells[1], "jobs");
+    EXPECT_EQ(cells[2], std::to_string(i - 2));
+    EXPECT_EQ(cells[3], cells[4]) << "committed offset is not the log end: " << lines[i];
+    EXPECT_EQ(cells[5], "0");
+    int64_t end = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(cells[4], &end));
+    total_end += end;
+  }
+  EXPECT_EQ(total_end, 30);
+
+  // Two members at once: together they print the 30 new records, each once.
+  std::string more;
+  for (int i = 30; i < 60; ++i) absl::StrAppend(&more, "job-", i, "\n");
+  CliResult results[2];
+  std::thread members[2];
+  for (int m = 0; m < 2; ++m) {
+    members[m] = std::thread([&, m] {
+      results[m] = Run({"consume", "--topic=jobs", "--group=workers", "--timeout-ms=4000"});
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CliResult during = Run({"groups", "describe", "workers"});
+  ASSERT_EQ(Run({"produce", "--topic=jobs"}, more).exit_status, 0);
+  for (std::thread& member : members) member.join();
+  std::vector<std::string> shared;
+  for (const CliResult& result : results) {
+    ASSERT_EQ(result.exit_status, 0) << result.err;
+    for (const std::string& line : Lines(result.out)) shared.push_back(line);
+  }
+  std::set<std::string> expected;
+  for (int i = 30; i < 60; ++i) expected.insert(absl::StrCat("job-", i));
+  EXPECT_EQ(shared.size(), 30u) << absl::StrJoin(shared, " ");
+  EXPECT_EQ(std::set<std::string>(shared.begin(), shared.end()), expected);
+  ASSERT_EQ(during.exit_status, 0) << during.err;
+  EXPECT_TRUE(absl::StartsWith(during.out, "Group: workers\tState: Stable\tAssignor: range\tMembers: 2"))
+      << during.out;
+  EXPECT_TRUE(absl::StrContains(during.out, "runnel-cli")) << during.out;
+
+  CliResult missing = Run({"groups", "describe", "nobody"});
+  EXPECT_EQ(missing.exit_status, 1);
+  EXPECT_TRUE(absl::StrContains(missing.err, "Consumer group 'nobody' does not exist.")) << missing.err;
+  EXPECT_EQ(Run({"consume", "--topic=jobs", "--group=g", "--partition=0"}).exit_status, 2);
+  EXPECT_EQ(Run({"groups"}).exit_status, 2);
+  EXPECT_EQ(Run({"groups", "describe"}).exit_status, 2);
 }
 
 }  // namespace

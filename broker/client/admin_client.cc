@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/client/assignors.h"
 #include "broker/client/kafka_error.h"
 
 namespace runnel::client {
@@ -17,6 +18,12 @@ constexpr int64_t kUsPerMs = 1000;
 // Extra time a request's connection-level timeout allows beyond the wait it asks the broker for,
 // so that the broker's own REQUEST_TIMED_OUT answer arrives before the client gives up.
 constexpr int64_t kResponseGraceMs = 2'000;
+
+// Answers that mean "ask the coordinator again", perhaps after finding it again.
+bool CoordinatorRetriable(protocol::ErrorCode code) {
+  return code == ErrorCode::kCoordinatorLoadInProgress || code == ErrorCode::kNotCoordinator ||
+         code == ErrorCode::kCoordinatorNotAvailable;
+}
 
 }  // namespace
 
@@ -374,6 +381,295 @@ void AdminClient::DescribeConfigsOf(int8_t resource_type, std::string name,
                          [](const ConfigEntry& a, const ConfigEntry& b) { return a.name < b.name; });
         done(std::move(entries));
       });
+}
+
+struct AdminClient::CoordinatorCall {
+  std::string group_id;
+  absl::AnyInvocable<protocol::RequestBody()> make_request;
+  absl::AnyInvocable<absl::Status(absl::StatusOr<ApiResponse>)> handle;
+  absl::AnyInvocable<void(const absl::Status&)> fail;
+  int64_t deadline_us = 0;
+  int attempts = 0;
+};
+
+void AdminClient::CallCoordinator(
+    std::string group_id, absl::AnyInvocable<protocol::RequestBody()> make_request,
+    absl::AnyInvocable<absl::Status(absl::StatusOr<ApiResponse>)> handle,
+    absl::AnyInvocable<void(const absl::Status&)> fail) {
+  auto call = std::make_shared<CoordinatorCall>();
+  call->group_id = std::move(group_id);
+  call->make_request = std::move(make_request);
+  call->handle = std::move(handle);
+  call->fail = std::move(fail);
+  call->deadline_us = env_.clock().MonotonicNowUs() + options_.api_timeout_ms * kUsPerMs;
+  if (call->group_id.empty()) {
+    std::weak_ptr<AdminClient*> alive = alive_;
+    env_.clock().ScheduleAfter(0, [alive, call] {
+      if (!alive.expired()) call->fail(absl::InvalidArgumentError("the group id is empty"));
+    });
+    return;
+  }
+  CoordinatorAttempt(std::move(call));
+}
+
+void AdminClient::RetryCoordinatorCall(std::shared_ptr<CoordinatorCall> call, absl::Status why) {
+  const int64_t backoff_us = BackoffMs(call->attempts - 1, options_.client.retry_backoff_ms,
+                                       options_.client.retry_backoff_ms_max, env_.random()) *
+                             kUsPerMs;
+  if (!IsRetriableError(why) || env_.clock().MonotonicNowUs() + backoff_us >= call->deadline_us) {
+    call->fail(why);
+    return;
+  }
+  if (NeedsMetadataRefresh(why)) metadata_.RequestUpdate();
+  std::weak_ptr<AdminClient*> alive = alive_;
+  env_.clock().ScheduleAfter(backoff_us, [alive, call] {
+    if (!alive.expired()) (*alive.lock())->CoordinatorAttempt(call);
+  });
+}
+
+void AdminClient::CoordinatorAttempt(std::shared_ptr<CoordinatorCall> call) {
+  ++call->attempts;
+  protocol::FindCoordinatorRequest find;
+  find.key = call->group_id;
+  find.key_type = protocol::kCoordinatorKeyGroup;
+  std::weak_ptr<AdminClient*> alive = alive_;
+  metadata_.SendToAny(std::move(find), [alive, call](absl::StatusOr<ApiResponse> response) {
+    if (alive.expired()) return;
+    AdminClient* self = *alive.lock();
+    absl::StatusOr<protocol::FindCoordinatorResponse> found =
+        TakeResponse<protocol::FindCoordinatorResponse>(std::move(response));
+    absl::Status error = found.status();
+    if (error.ok()) {
+      error = KafkaErrorStatusFromWire(found->error_code,
+                                       absl::StrCat("finding the coordinator of group ",
+                                                    call->group_id),
+                                       found->error_message.value_or(""));
+    }
+    if (!error.ok()) {
+      self->RetryCoordinatorCall(call, error);
+      return;
+    }
+    BrokerConnection* connection = self->metadata_.ConnectionToNode(found->node_id);
+    if (connection == nullptr) {
+      // A broker the metadata has not listed yet: learn it, then try again.
+      self->metadata_.RequestUpdate();
+      self->RetryCoordinatorCall(
+          call, KafkaErrorStatus(ErrorCode::kCoordinatorNotAvailable,
+                                 absl::StrCat("reaching the coordinator of group ", call->group_id),
+                                 absl::StrCat("node ", found->node_id, " is not known yet")));
+      return;
+    }
+    connection->Send(call->make_request(), [alive, call](absl::StatusOr<ApiResponse> answer) {
+      if (alive.expired()) return;
+      AdminClient* admin = *alive.lock();
+      absl::Status retry = call->handle(std::move(answer));
+      if (!retry.ok()) admin->RetryCoordinatorCall(call, retry);
+    });
+  });
+}
+
+void AdminClient::ListGroups(Callback<std::vector<GroupListing>> done) {
+  struct Operation {
+    std::set<int32_t> remaining;
+    std::map<std::string, GroupListing> groups;
+    absl::Status error;
+    int64_t deadline_us = 0;
+    Callback<std::vector<GroupListing>> done;
+  };
+  auto operation = std::make_shared<Operation>();
+  operation->done = std::move(done);
+  operation->deadline_us = env_.clock().MonotonicNowUs() + options_.api_timeout_ms * kUsPerMs;
+  std::weak_ptr<AdminClient*> alive = alive_;
+  auto finish_one = [alive, operation](int32_t node, absl::Status error) {
+    if (!error.ok() && operation->error.ok()) operation->error = error;
+    operation->remaining.erase(node);
+    if (!operation->remaining.empty()) return;
+    if (!operation->error.ok()) {
+      operation->done(operation->error);
+      return;
+    }
+    std::vector<GroupListing> groups;
+    for (auto& [id, listing] : operation->groups) groups.push_back(std::move(listing));
+    operation->done(std::move(groups));
+  };
+  // Asks one broker, again after retriable failures until the deadline.
+  auto ask = std::make_shared<absl::AnyInvocable<void(int32_t, int)>>();
+  *ask = [alive, operation, finish_one, ask_weak = std::weak_ptr(ask)](int32_t node,
+                                                                       int attempt) mutable {
+    if (alive.expired()) return;
+    AdminClient* self = *alive.lock();
+    BrokerConnection* connection = self->metadata_.ConnectionToNode(node);
+    if (connection == nullptr) {
+      finish_one(node, absl::InternalError(absl::StrCat("broker ", node, " vanished")));
+      return;
+    }
+    auto ask_again = ask_weak.lock();
+    connection->Send(protocol::ListGroupsRequest{}, [alive, operation, finish_one, ask_again, node,
+                                                     attempt](absl::StatusOr<ApiResponse> response) mutable {
+      if (alive.expired()) return;
+      AdminClient* admin = *alive.lock();
+      absl::StatusOr<protocol::ListGroupsResponse> answer =
+          TakeResponse<protocol::ListGroupsResponse>(std::move(response));
+      absl::Status error = answer.status();
+      if (error.ok()) {
+        error = KafkaErrorStatusFromWire(answer->error_code,
+                                         absl::StrCat("listing the groups of broker ", node));
+      }
+      if (error.ok()) {
+        for (auto& group : answer->groups) {
+          operation->groups[group.group_id] =
+              GroupListing{group.group_id, std::move(group.protocol_type)};
+        }
+        finish_one(node, absl::OkStatus());
+        return;
+      }
+      const int64_t backoff_us =
+          BackoffMs(attempt, admin->options_.client.retry_backoff_ms,
+                    admin->options_.client.retry_backoff_ms_max, admin->env_.random()) *
+          kUsPerMs;
+      if (IsRetriableError(error) && ask_again != nullptr &&
+          admin->env_.clock().MonotonicNowUs() + backoff_us < operation->deadline_us) {
+        admin->env_.clock().ScheduleAfter(backoff_us, [ask_again, node, attempt]() mutable {
+          (*ask_again)(node, attempt + 1);
+        });
+        return;
+      }
+      finish_one(node, error);
+    });
+  };
+  // The brokers come from metadata; without any yet, one update first.
+  metadata_.AwaitUpdate([alive, operation, ask](const absl::Status& status) mutable {
+    if (alive.expired()) return;
+    AdminClient* self = *alive.lock();
+    if (self->metadata_.brokers().empty()) {
+      operation->done(status.ok() ? absl::UnavailableError("listing groups: no broker is known")
+                                  : status);
+      return;
+    }
+    for (const auto& [node, broker] : self->metadata_.brokers()) operation->remaining.insert(node);
+    const std::set<int32_t> nodes = operation->remaining;
+    for (int32_t node : nodes) (*ask)(node, 0);
+  });
+}
+
+void AdminClient::DescribeGroup(std::string group_id, Callback<GroupDescription> done) {
+  auto shared_done = std::make_shared<Callback<GroupDescription>>(std::move(done));
+  CallCoordinator(
+      group_id,
+      [group_id]() -> protocol::RequestBody {
+        protocol::DescribeGroupsRequest request;
+        request.groups = {group_id};
+        return request;
+      },
+      [group_id, shared_done](absl::StatusOr<ApiResponse> response) -> absl::Status {
+        absl::StatusOr<protocol::DescribeGroupsResponse> answer =
+            TakeResponse<protocol::DescribeGroupsResponse>(std::move(response));
+        if (!answer.ok()) {
+          if (IsRetriableError(answer.status())) return answer.status();
+          (*shared_done)(answer.status());
+          return absl::OkStatus();
+        }
+        for (auto& group : answer->groups) {
+          if (group.group_id != group_id) continue;
+          const std::string context = absl::StrCat("describing group ", group_id);
+          absl::Status error = KafkaErrorStatusFromWire(group.error_code, context);
+          if (!error.ok()) {
+            std::optional<ErrorCode> code = KafkaErrorCodeOf(error);
+            if (code.has_value() && CoordinatorRetriable(*code)) return error;
+            (*shared_done)(error);
+            return absl::OkStatus();
+          }
+          GroupDescription description;
+          description.group_id = group.group_id;
+          description.state = group.group_state;
+          description.protocol_type = group.protocol_type;
+          description.protocol = group.protocol_data;
+          for (auto& member : group.members) {
+            GroupMemberDescription entry;
+            entry.member_id = member.member_id;
+            entry.group_instance_id = member.group_instance_id;
+            entry.client_id = member.client_id;
+            entry.client_host = member.client_host;
+            if (group.protocol_type == kConsumerProtocolType) {
+              absl::StatusOr<ConsumerSubscription> subscription =
+                  DecodeSubscription(member.member_metadata);
+              if (subscription.ok()) entry.subscribed_topics = std::move(subscription->topics);
+              absl::StatusOr<ConsumerAssignment> assignment =
+                  DecodeAssignment(member.member_assignment);
+              if (assignment.ok()) {
+                entry.assignment = std::move(assignment->partitions);
+                std::sort(entry.assignment.begin(), entry.assignment.end());
+              }
+            }
+            description.members.push_back(std::move(entry));
+          }
+          std::sort(description.members.begin(), description.members.end(),
+                    [](const GroupMemberDescription& a, const GroupMemberDescription& b) {
+                      return a.member_id < b.member_id;
+                    });
+          (*shared_done)(std::move(description));
+          return absl::OkStatus();
+        }
+        (*shared_done)(KafkaErrorStatus(ErrorCode::kUnknownServerError,
+                                        absl::StrCat("describing group ", group_id),
+                                        "the answer does not mention the group"));
+        return absl::OkStatus();
+      },
+      [shared_done](const absl::Status& error) { (*shared_done)(error); });
+}
+
+void AdminClient::ListGroupOffsets(std::string group_id,
+                                   Callback<std::map<TopicPartition, OffsetAndMetadata>> done) {
+  auto shared_done =
+      std::make_shared<Callback<std::map<TopicPartition, OffsetAndMetadata>>>(std::move(done));
+  CallCoordinator(
+      group_id,
+      [group_id]() -> protocol::RequestBody {
+        // topics stays null: every topic (v2 and later).
+        protocol::OffsetFetchRequest request;
+        request.group_id = group_id;
+        return request;
+      },
+      [group_id, shared_done](absl::StatusOr<ApiResponse> response) -> absl::Status {
+        if (response.ok() && response->api_version < 2) {
+          (*shared_done)(KafkaErrorStatus(
+              ErrorCode::kUnsupportedVersion, absl::StrCat("listing the offsets of group ", group_id),
+              "listing every offset needs OffsetFetch v2"));
+          return absl::OkStatus();
+        }
+        absl::StatusOr<protocol::OffsetFetchResponse> answer =
+            TakeResponse<protocol::OffsetFetchResponse>(std::move(response));
+        if (!answer.ok()) {
+          if (IsRetriableError(answer.status())) return answer.status();
+          (*shared_done)(answer.status());
+          return absl::OkStatus();
+        }
+        const std::string context = absl::StrCat("listing the offsets of group ", group_id);
+        absl::Status error = KafkaErrorStatusFromWire(answer->error_code, context);
+        if (!error.ok()) {
+          std::optional<ErrorCode> code = KafkaErrorCodeOf(error);
+          if (code.has_value() && CoordinatorRetriable(*code)) return error;
+          (*shared_done)(error);
+          return absl::OkStatus();
+        }
+        std::map<TopicPartition, OffsetAndMetadata> offsets;
+        for (const auto& topic : answer->topics) {
+          for (const auto& partition : topic.partitions) {
+            if (partition.error_code != 0) {
+              (*shared_done)(KafkaErrorStatusFromWire(
+                  partition.error_code,
+                  absl::StrCat(context, ": ", topic.name, "-", partition.partition_index)));
+              return absl::OkStatus();
+            }
+            if (partition.committed_offset < 0) continue;
+            offsets[TopicPartition{topic.name, partition.partition_index}] =
+                OffsetAndMetadata{partition.committed_offset, partition.metadata.value_or("")};
+          }
+        }
+        (*shared_done)(std::move(offsets));
+        return absl::OkStatus();
+      },
+      [shared_done](const absl::Status& error) { (*shared_done)(error); });
 }
 
 }  // namespace runnel::client

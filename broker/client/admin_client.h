@@ -1,5 +1,6 @@
-// AdminClient: topic administration (create, delete, list, describe, describe configs), like
-// Kafka's Admin API, asynchronous over the Env.
+// AdminClient: topic administration (create, delete, list, describe, describe configs) and
+// consumer group inspection (list, describe, committed offsets), like Kafka's Admin API,
+// asynchronous over the Env.
 //
 // Contract:
 // - Every call completes exactly once through its callback, on the event loop, never from inside
@@ -13,6 +14,10 @@
 // - A retried CreateTopics whose first attempt was executed but whose answer was lost reports
 //   TOPIC_ALREADY_EXISTS, and a retried DeleteTopics UNKNOWN_TOPIC_OR_PARTITION, as with Kafka's
 //   own admin client.
+// - Group calls go to the group's coordinator, found with FindCoordinator (ListGroups goes to every
+//   known broker and merges the answers). COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR,
+//   COORDINATOR_NOT_AVAILABLE and lost connections are retried (finding the coordinator again)
+//   until the call's timeout, as Kafka's admin client does.
 // - Destroying the client runs no callback afterwards.
 #ifndef RUNNEL_BROKER_CLIENT_ADMIN_CLIENT_H_
 #define RUNNEL_BROKER_CLIENT_ADMIN_CLIENT_H_
@@ -28,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "broker/client/cluster_metadata.h"
+#include "broker/client/group_consumer.h"
 #include "broker/env/env.h"
 
 namespace runnel::client {
@@ -89,6 +95,36 @@ struct ConfigEntry {
 // Kafka's name for a DescribeConfigs config_source value; "UNKNOWN" for others.
 std::string ConfigSourceName(int8_t source);
 
+// One group as ListGroups reports it.
+struct GroupListing {
+  std::string group_id;
+  // "consumer" for consumer groups; empty for a group that has only committed offsets.
+  std::string protocol_type;
+  friend bool operator==(const GroupListing&, const GroupListing&) = default;
+};
+
+struct GroupMemberDescription {
+  std::string member_id;
+  std::optional<std::string> group_instance_id;
+  std::string client_id;
+  std::string client_host;
+  // For consumer groups (protocol type "consumer"), the subscription and assignment decoded
+  // (assignors.h); empty when they do not decode or the group is of another protocol type.
+  std::vector<std::string> subscribed_topics;
+  std::vector<TopicPartition> assignment;
+};
+
+struct GroupDescription {
+  std::string group_id;
+  // Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead (a group the
+  // coordinator does not know).
+  std::string state;
+  std::string protocol_type;
+  // The chosen protocol: for consumer groups, the assignor.
+  std::string protocol;
+  std::vector<GroupMemberDescription> members;  // sorted by member id
+};
+
 class AdminClient {
  public:
   template <typename T>
@@ -120,6 +156,16 @@ class AdminClient {
   // Every setting of broker `node_id`, sorted by name.
   void DescribeBrokerConfigs(int32_t node_id, Callback<std::vector<ConfigEntry>> done);
 
+  // Every group of every known broker, sorted by group id.
+  void ListGroups(Callback<std::vector<GroupListing>> done);
+  // The group's state and members, from its coordinator. A group the coordinator does not know is
+  // reported with state "Dead" and no members, as Kafka does.
+  void DescribeGroup(std::string group_id, Callback<GroupDescription> done);
+  // Every committed offset of the group (OffsetFetch with all topics, v2 or later), from its
+  // coordinator.
+  void ListGroupOffsets(std::string group_id,
+                        Callback<std::map<TopicPartition, OffsetAndMetadata>> done);
+
   ClusterMetadata& metadata() { return metadata_; }
 
  private:
@@ -134,6 +180,18 @@ class AdminClient {
   void Attempt(std::shared_ptr<RetryState> state);
   void DescribeConfigsOf(int8_t resource_type, std::string name,
                          Callback<std::vector<ConfigEntry>> done);
+
+  // A call to a group's coordinator: finds it (FindCoordinator), sends make_request() there, and
+  // hands the answer to `handle`, which either finishes the call (returns OK) or returns a
+  // retriable error to start over (coordinator lookup included) after a backoff, until
+  // `timeout_ms`; then `fail` gets that error.
+  struct CoordinatorCall;
+  void CallCoordinator(std::string group_id,
+                       absl::AnyInvocable<protocol::RequestBody()> make_request,
+                       absl::AnyInvocable<absl::Status(absl::StatusOr<ApiResponse>)> handle,
+                       absl::AnyInvocable<void(const absl::Status&)> fail);
+  void CoordinatorAttempt(std::shared_ptr<CoordinatorCall> call);
+  void RetryCoordinatorCall(std::shared_ptr<CoordinatorCall> call, absl::Status why);
 
   Env& env_;
   const AdminOptions options_;

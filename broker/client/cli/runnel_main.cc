@@ -12,6 +12,10 @@
 //   runnel consume --topic=T [--partition=P] [--from-beginning | --offset=N|earliest|latest]
 //          [--max-messages=N] [--timeout-ms=N] [--print-key] [--print-offset]
 //          [--print-partition] [--print-timestamp] [--print-headers]
+//   runnel consume --topic=T --group=G [--from-beginning] [--max-messages=N] [--timeout-ms=N]
+//          [--print-...]              (a member of consumer group G; commits what it printed)
+//   runnel groups list
+//   runnel groups describe GROUP      (members, committed offsets and lag per partition)
 //
 // Flags may be written with dashes or underscores, with '=' or as a separate argument. --config
 // and --header may be repeated. Exit status: 0 on success, 1 when the operation failed (the error
@@ -46,6 +50,7 @@
 #include "absl/strings/str_split.h"
 #include "broker/client/admin_client.h"
 #include "broker/client/consumer.h"
+#include "broker/client/group_consumer.h"
 #include "broker/client/kafka_error.h"
 #include "broker/client/producer.h"
 #include "broker/env/posix/event_loop.h"
@@ -83,6 +88,9 @@ ABSL_FLAG(bool, print_offset, false, "consume: print Offset:N");
 ABSL_FLAG(bool, print_partition, false, "consume: print Partition:P");
 ABSL_FLAG(bool, print_timestamp, false, "consume: print CreateTime:MS or LogAppendTime:MS");
 ABSL_FLAG(bool, print_headers, false, "consume: print headers as k:v,k:v (or NO_HEADERS)");
+ABSL_FLAG(std::string, group, "",
+          "consume: join this consumer group (partitions are shared with its other members, "
+          "and what is printed is committed)");
 
 namespace {
 
@@ -537,9 +545,222 @@ std::string FormatRecord(const client::TopicPartition& partition,
   return absl::StrCat(absl::StrJoin(fields, "\t"), "\n");
 }
 
+// Keeps the loop turning for the idle timeout of `consume`: done when no record arrived for
+// --timeout-ms.
+class IdleTimer {
+ public:
+  IdleTimer(Context& context, int64_t timeout_ms, bool& done)
+      : context_(context), timeout_ms_(timeout_ms), done_(done) {}
+  ~IdleTimer() {
+    if (timer_ != runnel::kNoTimer) context_.env.clock().CancelTimer(timer_);
+  }
+  void Arm() {
+    if (timeout_ms_ < 0) return;
+    if (timer_ != runnel::kNoTimer) context_.env.clock().CancelTimer(timer_);
+    timer_ = context_.env.clock().ScheduleAfter(timeout_ms_ * kUsPerMs, [this] {
+      timer_ = runnel::kNoTimer;
+      done_ = true;
+    });
+  }
+
+ private:
+  Context& context_;
+  const int64_t timeout_ms_;
+  bool& done_;
+  runnel::TimerId timer_ = runnel::kNoTimer;
+};
+
+// `consume --group`: one member of the group, like kafka-console-consumer --group. Auto-commit
+// commits what was printed: records delivered past --max-messages are handed back with a seek, so
+// the committed position is exactly after the last printed record, and Close() commits it and
+// leaves the group.
+int ConsumeGroup(Context& context, const std::string& topic, const std::string& group) {
+  const int64_t max_messages = absl::GetFlag(FLAGS_max_messages);
+  int64_t printed = 0;
+  bool done = max_messages == 0;
+  std::string error;
+  IdleTimer idle(context, absl::GetFlag(FLAGS_timeout_ms), done);
+  std::unique_ptr<client::GroupConsumer> consumer;
+  client::GroupConsumerOptions options;
+  options.consumer.client = context.client;
+  options.group_id = group;
+  options.topics = {topic};
+  options.auto_offset_reset = absl::GetFlag(FLAGS_from_beginning) ? client::OffsetReset::kEarliest
+                                                                  : client::OffsetReset::kLatest;
+  options.on_records = [&](client::FetchedRecords fetched) {
+    size_t next = 0;
+    while (next < fetched.records.size() && !done) {
+      const std::string line = FormatRecord(fetched.partition, fetched.records[next]);
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      ++next;
+      ++printed;
+      if (max_messages >= 0 && printed >= max_messages) done = true;
+    }
+    if (next < fetched.records.size()) {
+      // Not printed: the position goes back to the first of them, and so does the next commit.
+      (void)consumer->Seek(fetched.partition, fetched.records[next].offset);
+    }
+    std::fflush(stdout);
+    if (next > 0) idle.Arm();
+  };
+  options.on_error = [&](const absl::Status& status) {
+    if (consumer->state() == client::GroupConsumer::State::kFailed) {
+      error = std::string(status.message());
+      done = true;
+    } else {
+      std::fprintf(stderr, "runnel: warning: %s\n", std::string(status.message()).c_str());
+    }
+  };
+  absl::StatusOr<std::unique_ptr<client::GroupConsumer>> created =
+      client::GroupConsumer::Create(context.env, std::move(options));
+  if (!created.ok()) return Usage(std::string(created.status().message()));
+  consumer = *std::move(created);
+  idle.Arm();
+  constexpr int64_t kForeverUs = int64_t{1} << 62;
+  const bool finished = context.Wait([&] { return done; }, kForeverUs);
+  // Close commits the printed positions and leaves the group, so the others take over at once.
+  bool closed = false;
+  consumer->Close([&] { closed = true; });
+  const bool closed_in_time = context.Wait([&] { return closed; }, CommandTimeoutUs());
+  std::fflush(stdout);
+  std::fprintf(stderr, "Processed a total of %lld messages\n", static_cast<long long>(printed));
+  if (!error.empty()) return Fail(error);
+  if (!closed_in_time) return Fail(absl::StrCat("leaving group ", group, ": ", context.Interrupted()));
+  if (!finished && context.loop.stop_signal() == 0) return Fail("consuming stopped");
+  return kExitOk;
+}
+
+int GroupsList(Context& context) {
+  std::unique_ptr<client::AdminClient> admin = MakeAdmin(context);
+  if (admin == nullptr) return Fail("bad client settings");
+  std::optional<absl::StatusOr<std::vector<client::GroupListing>>> result;
+  admin->ListGroups([&](absl::StatusOr<std::vector<client::GroupListing>> groups) {
+    result = std::move(groups);
+  });
+  if (!context.Wait([&] { return result.has_value(); }, CommandTimeoutUs())) {
+    return Fail(absl::StrCat("listing groups: ", context.Interrupted()));
+  }
+  if (!result->ok()) return Fail(absl::StrCat("listing groups: ", result->status().message()));
+  for (const client::GroupListing& group : **result) std::printf("%s\n", group.group_id.c_str());
+  return kExitOk;
+}
+
+// Prints rows of cells with each column padded to its widest cell, as kafka-consumer-groups does.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const std::vector<std::string>& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const std::vector<std::string>& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+// `groups describe`: the group's state, then per partition (committed or assigned) the committed
+// offset, the log end offset, the lag and the member that owns it; members without partitions get
+// a row of their own.
+int GroupsDescribe(Context& context, const std::string& group) {
+  std::unique_ptr<client::AdminClient> admin = MakeAdmin(context);
+  if (admin == nullptr) return Fail("bad client settings");
+  std::optional<absl::StatusOr<client::GroupDescription>> description;
+  std::optional<absl::StatusOr<std::map<client::TopicPartition, client::OffsetAndMetadata>>> offsets;
+  admin->DescribeGroup(group, [&](absl::StatusOr<client::GroupDescription> result) {
+    description = std::move(result);
+  });
+  admin->ListGroupOffsets(group, [&](auto result) { offsets = std::move(result); });
+  if (!context.Wait([&] { return description.has_value() && offsets.has_value(); },
+                    CommandTimeoutUs())) {
+    return Fail(absl::StrCat("describing group ", group, ": ", context.Interrupted()));
+  }
+  if (!description->ok()) return Fail(std::string(description->status().message()));
+  if (!offsets->ok()) return Fail(std::string(offsets->status().message()));
+  const client::GroupDescription& info = **description;
+  if (info.state == "Dead" && (*offsets)->empty()) {
+    return Fail(absl::StrCat("Consumer group '", group, "' does not exist."));
+  }
+  std::map<client::TopicPartition, const client::GroupMemberDescription*> owners;
+  for (const client::GroupMemberDescription& member : info.members) {
+    for (const client::TopicPartition& partition : member.assignment) owners[partition] = &member;
+  }
+  std::set<client::TopicPartition> partitions;
+  for (const auto& [partition, offset] : **offsets) partitions.insert(partition);
+  for (const auto& [partition, member] : owners) partitions.insert(partition);
+
+  std::map<client::TopicPartition, int64_t> ends;
+  if (!partitions.empty()) {
+    client::ConsumerOptions options;
+    options.client = context.client;
+    options.default_api_timeout_ms = absl::GetFlag(FLAGS_command_timeout_ms);
+    options.on_records = [](client::FetchedRecords) {};
+    absl::StatusOr<std::unique_ptr<client::Consumer>> consumer =
+        client::Consumer::Create(context.env, std::move(options));
+    if (!consumer.ok()) return Fail(std::string(consumer.status().message()));
+    std::optional<absl::StatusOr<std::map<client::TopicPartition, int64_t>>> end_offsets;
+    (*consumer)->EndOffsets(std::vector<client::TopicPartition>(partitions.begin(), partitions.end()),
+                            [&](auto result) { end_offsets = std::move(result); });
+    if (!context.Wait([&] { return end_offsets.has_value(); }, CommandTimeoutUs())) {
+      return Fail(absl::StrCat("listing end offsets: ", context.Interrupted()));
+    }
+    // A deleted topic's offsets may still be committed: its end is shown as unknown.
+    if (end_offsets->ok()) ends = **end_offsets;
+  }
+
+  std::printf("Group: %s\tState: %s\tAssignor: %s\tMembers: %zu\n", group.c_str(),
+              info.state.c_str(), info.protocol.empty() ? "-" : info.protocol.c_str(),
+              info.members.size());
+  std::vector<std::vector<std::string>> rows = {{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
+                                                 "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST",
+                                                 "CLIENT-ID"}};
+  for (const client::TopicPartition& partition : partitions) {
+    auto committed = (*offsets)->find(partition);
+    auto end = ends.find(partition);
+    auto owner = owners.find(partition);
+    const bool has_committed = committed != (*offsets)->end();
+    const bool has_end = end != ends.end() && end->second >= 0;
+    std::vector<std::string> row = {
+        group,
+        partition.topic,
+        absl::StrCat(partition.partition),
+        has_committed ? absl::StrCat(committed->second.offset) : "-",
+        has_end ? absl::StrCat(end->second) : "-",
+        has_committed && has_end ? absl::StrCat(std::max<int64_t>(0, end->second -
+                                                                         committed->second.offset))
+                                 : "-",
+    };
+    if (owner != owners.end()) {
+      row.push_back(owner->second->member_id);
+      row.push_back(owner->second->client_host);
+      row.push_back(owner->second->client_id);
+    } else {
+      row.insert(row.end(), {"-", "-", "-"});
+    }
+    rows.push_back(std::move(row));
+  }
+  for (const client::GroupMemberDescription& member : info.members) {
+    if (!member.assignment.empty()) continue;
+    rows.push_back({group, "-", "-", "-", "-", "-", member.member_id, member.client_host,
+                    member.client_id});
+  }
+  PrintTable(rows);
+  return kExitOk;
+}
+
 int Consume(Context& context) {
   const std::string topic = absl::GetFlag(FLAGS_topic);
   if (topic.empty()) return Usage("consume needs --topic");
+  const std::string group = absl::GetFlag(FLAGS_group);
+  if (!group.empty()) {
+    if (absl::GetFlag(FLAGS_partition) >= 0 || !absl::GetFlag(FLAGS_offset).empty()) {
+      return Usage("--group excludes --partition and --offset: the group assigns partitions");
+    }
+    return ConsumeGroup(context, topic, group);
+  }
   const int32_t partition_flag = absl::GetFlag(FLAGS_partition);
   const std::string offset_flag = absl::GetFlag(FLAGS_offset);
   const int64_t max_messages = absl::GetFlag(FLAGS_max_messages);
@@ -589,15 +810,7 @@ int Consume(Context& context) {
   int64_t printed = 0;
   bool done = false;
   std::string error;
-  runnel::TimerId idle_timer = runnel::kNoTimer;
-  auto arm_idle_timer = [&] {
-    if (timeout_ms < 0) return;
-    if (idle_timer != runnel::kNoTimer) context.env.clock().CancelTimer(idle_timer);
-    idle_timer = context.env.clock().ScheduleAfter(timeout_ms * kUsPerMs, [&] {
-      idle_timer = runnel::kNoTimer;
-      done = true;
-    });
-  };
+  IdleTimer idle(context, timeout_ms, done);
   client::ConsumerOptions options;
   options.client = context.client;
   options.auto_offset_reset = reset;
@@ -613,7 +826,7 @@ int Consume(Context& context) {
       }
     }
     std::fflush(stdout);
-    if (!fetched.records.empty()) arm_idle_timer();
+    if (!fetched.records.empty()) idle.Arm();
   };
   options.on_error = [&](const client::TopicPartition&, const absl::Status& status) {
     error = std::string(status.message());
@@ -631,10 +844,9 @@ int Consume(Context& context) {
     }
   }
   if (max_messages == 0) done = true;
-  arm_idle_timer();
+  idle.Arm();
   constexpr int64_t kForeverUs = int64_t{1} << 62;
   const bool finished = context.Wait([&] { return done; }, kForeverUs);
-  if (idle_timer != runnel::kNoTimer) context.env.clock().CancelTimer(idle_timer);
   std::fflush(stdout);
   std::fprintf(stderr, "Processed a total of %lld messages\n", static_cast<long long>(printed));
   if (!error.empty()) return Fail(error);
@@ -657,7 +869,10 @@ int main(int argc, char** argv) {
       "          [--compression=none|gzip|snappy|lz4|zstd] [--header k=v ...]   (lines from stdin)\n"
       "  consume --topic=T [--partition=P] [--from-beginning | --offset=N|earliest|latest]\n"
       "          [--max-messages=N] [--timeout-ms=N] [--print-key] [--print-offset]\n"
-      "          [--print-partition] [--print-timestamp] [--print-headers]");
+      "          [--print-partition] [--print-timestamp] [--print-headers]\n"
+      "  consume --topic=T --group=G [--from-beginning] [--max-messages=N] [--timeout-ms=N] ...\n"
+      "  groups list\n"
+      "  groups describe GROUP");
   RepeatedFlags repeated;
   absl::StatusOr<std::vector<std::string>> args = PreprocessArgs(argc, argv, &repeated);
   if (!args.ok()) return Usage(std::string(args.status().message()));
@@ -704,6 +919,17 @@ int main(int argc, char** argv) {
       if (sub == "delete") status = TopicsDelete(context, words[2]);
     } else {
       return Usage(absl::StrCat("unknown topics subcommand '", sub, "'"));
+    }
+  } else if (command == "groups") {
+    if (words.size() < 2) return Usage("groups needs a subcommand: list, describe");
+    const std::string& sub = words[1];
+    if (sub == "list") {
+      status = words.size() == 2 ? GroupsList(context) : Usage("groups list takes no group");
+    } else if (sub == "describe") {
+      if (words.size() != 3) return Usage("groups describe needs one GROUP");
+      status = GroupsDescribe(context, words[2]);
+    } else {
+      return Usage(absl::StrCat("unknown groups subcommand '", sub, "'"));
     }
   } else if (command == "produce") {
     if (words.size() != 1) return Usage("produce takes no positional arguments");
