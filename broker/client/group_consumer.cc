@@ -183,6 +183,19 @@ void GroupConsumer::CancelTimer(TimerId* timer) {
   *timer = kNoTimer;
 }
 
+void GroupConsumer::ArmTimer(TimerId GroupConsumer::*timer, int64_t delay_us,
+                             void (GroupConsumer::*method)()) {
+  CancelTimer(&(this->*timer));
+  std::weak_ptr<GroupConsumer*> alive = alive_;
+  this->*timer =
+      env_.clock().ScheduleAfter(std::max<int64_t>(delay_us, 0), [alive, timer, method] {
+        if (alive.expired()) return;
+        GroupConsumer* self = *alive.lock();
+        self->*timer = kNoTimer;
+        (self->*method)();
+      });
+}
+
 void GroupConsumer::RunLater(absl::AnyInvocable<void()> task) {
   std::weak_ptr<GroupConsumer*> alive = alive_;
   env_.clock().ScheduleAfter(0, [alive, task = std::move(task)]() mutable {
@@ -203,14 +216,8 @@ void GroupConsumer::FindCoordinator() {
   const int64_t now_us = NowUs();
   if (now_us < coordinator_lookup_not_before_us_) {
     if (coordinator_timer_ == kNoTimer) {
-      std::weak_ptr<GroupConsumer*> alive = alive_;
-      coordinator_timer_ =
-          env_.clock().ScheduleAfter(coordinator_lookup_not_before_us_ - now_us, [alive] {
-            if (alive.expired()) return;
-            GroupConsumer* self = *alive.lock();
-            self->coordinator_timer_ = kNoTimer;
-            self->FindCoordinator();
-          });
+      ArmTimer(&GroupConsumer::coordinator_timer_, coordinator_lookup_not_before_us_ - now_us,
+               &GroupConsumer::FindCoordinator);
     }
     return;
   }
@@ -328,14 +335,7 @@ void GroupConsumer::SendToCoordinator(protocol::RequestBody request, ResponseCal
 // --- The join loop ---
 
 void GroupConsumer::ScheduleAdvance(int64_t delay_us) {
-  CancelTimer(&advance_timer_);
-  std::weak_ptr<GroupConsumer*> alive = alive_;
-  advance_timer_ = env_.clock().ScheduleAfter(std::max<int64_t>(delay_us, 0), [alive] {
-    if (alive.expired()) return;
-    GroupConsumer* self = *alive.lock();
-    self->advance_timer_ = kNoTimer;
-    self->Advance();
-  });
+  ArmTimer(&GroupConsumer::advance_timer_, delay_us, &GroupConsumer::Advance);
 }
 
 void GroupConsumer::Advance() {
@@ -851,14 +851,7 @@ void GroupConsumer::Fail(const absl::Status& error) {
 // --- Heartbeats and auto-commit ---
 
 void GroupConsumer::ScheduleHeartbeat(int64_t delay_us) {
-  CancelTimer(&heartbeat_timer_);
-  std::weak_ptr<GroupConsumer*> alive = alive_;
-  heartbeat_timer_ = env_.clock().ScheduleAfter(std::max<int64_t>(delay_us, 0), [alive] {
-    if (alive.expired()) return;
-    GroupConsumer* self = *alive.lock();
-    self->heartbeat_timer_ = kNoTimer;
-    self->Heartbeat();
-  });
+  ArmTimer(&GroupConsumer::heartbeat_timer_, delay_us, &GroupConsumer::Heartbeat);
 }
 
 void GroupConsumer::Heartbeat() {
@@ -1051,13 +1044,8 @@ void GroupConsumer::PumpCommits() {
   const int64_t now_us = NowUs();
   if (now_us < commit->not_before_us) {
     if (commit_timer_ == kNoTimer) {
-      std::weak_ptr<GroupConsumer*> alive = alive_;
-      commit_timer_ = env_.clock().ScheduleAfter(commit->not_before_us - now_us, [alive] {
-        if (alive.expired()) return;
-        GroupConsumer* self = *alive.lock();
-        self->commit_timer_ = kNoTimer;
-        self->PumpCommits();
-      });
+      ArmTimer(&GroupConsumer::commit_timer_, commit->not_before_us - now_us,
+               &GroupConsumer::PumpCommits);
     }
     return;
   }

@@ -360,6 +360,10 @@ class GroupConsumer {
   void RunLater(absl::AnyInvocable<void()> task);
   void ReportError(const absl::Status& error);
   void CancelTimer(TimerId* timer);
+  // Arms the timer member `timer` to run `method` after `delay_us` (at least 0), replacing what it
+  // was armed for; the member is kNoTimer again when the method runs. Nothing runs after the
+  // consumer is destroyed.
+  void ArmTimer(TimerId GroupConsumer::*timer, int64_t delay_us, void (GroupConsumer::*method)());
   bool Terminal() const { return state_ == State::kClosed || state_ == State::kFailed; }
   int64_t NowUs() const;
   int64_t BackoffUs(int attempt);

@@ -1546,35 +1546,28 @@ void GroupCoordinator::LoadStep(int32_t partition, uint64_t election) {
         continue;
       }
       ++stats_.records_loaded;
+      // The latest record of a key wins: a tombstone clears its slot, a value that decodes sets
+      // it, and one that does not is skipped (and logged) rather than stopping the load.
+      auto apply = [this, &record](auto& slot, auto decode) {
+        if (!record.value.has_value()) {
+          slot.reset();
+          return;
+        }
+        auto value = decode(*record.value);
+        if (!value.ok()) {
+          ++stats_.records_skipped;
+          env_.Log(LogLevel::kError, absl::StrCat("group coordinator: skipping a record: ",
+                                                  value.status().ToString()));
+          return;
+        }
+        slot = *std::move(value);
+      };
       if (key->offset_commit.has_value()) {
         const OffsetCommitKey& commit = *key->offset_commit;
-        auto& slot = load.offsets[commit.group][TopicPartitionKey{commit.topic, commit.partition}];
-        if (!record.value.has_value()) {
-          slot.reset();
-          continue;
-        }
-        absl::StatusOr<OffsetCommitValue> value = DecodeOffsetCommitValue(*record.value);
-        if (!value.ok()) {
-          ++stats_.records_skipped;
-          env_.Log(LogLevel::kError, absl::StrCat("group coordinator: skipping a record: ",
-                                                  value.status().ToString()));
-          continue;
-        }
-        slot = *std::move(value);
+        apply(load.offsets[commit.group][TopicPartitionKey{commit.topic, commit.partition}],
+              DecodeOffsetCommitValue);
       } else {
-        auto& slot = load.groups[*key->group_metadata];
-        if (!record.value.has_value()) {
-          slot.reset();
-          continue;
-        }
-        absl::StatusOr<GroupMetadataValue> value = DecodeGroupMetadataValue(*record.value);
-        if (!value.ok()) {
-          ++stats_.records_skipped;
-          env_.Log(LogLevel::kError, absl::StrCat("group coordinator: skipping a record: ",
-                                                  value.status().ToString()));
-          continue;
-        }
-        slot = *std::move(value);
+        apply(load.groups[*key->group_metadata], DecodeGroupMetadataValue);
       }
     }
   }
