@@ -36,22 +36,14 @@
 // Run: build/bench/group_bench [--broker_binary=build/broker/server/runnel-broker] [--members=10]
 //      [--partitions=100] [--sync_commits=2000] [--async_commits=20000] [--commit_partitions=10]
 //      [--targets=runnel,mock] [--repetitions=3]
-#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <set>
@@ -63,6 +55,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/rdkafka_bench_support.h"
 
 ABSL_FLAG(std::string, broker_binary, "",
           "path of runnel-broker; defaults to broker/server/runnel-broker beside this build's "
@@ -88,49 +81,21 @@ ABSL_FLAG(int32_t, repetitions, 3,
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+namespace bench = runnel::bench;
+using bench::Clock;
+using bench::Fail;
+using bench::KafkaHandle;
+using bench::MillisecondsSince;
+using bench::SecondsSince;
+using bench::Set;
 
 // The longest any one phase may take before the benchmark gives up on a stuck target.
 constexpr auto kPhaseTimeout = std::chrono::seconds(120);
-// How long runnel-broker may take to start listening.
-constexpr auto kBrokerStartTimeout = std::chrono::seconds(30);
 // How long a request made for setting up or checking (CreateTopics, OffsetFetch) may take.
 constexpr int kRequestTimeoutMs = 30'000;
 // Between two rounds of polling every member, so that the poll loop does not spin a core the
 // clients' own threads need. The join and leave figures are at most this much late.
 constexpr auto kPollPause = std::chrono::microseconds(200);
-
-double MillisecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The runnel-broker child and its files, for Fail() to clean up: std::exit runs no destructors, and
-// an orphaned broker would keep the benchmark's output pipe open.
-pid_t broker_pid = -1;
-std::string broker_data_dir;
-
-void StopBroker() {
-  if (broker_pid <= 0) return;
-  kill(broker_pid, SIGTERM);
-  int status = 0;
-  waitpid(broker_pid, &status, 0);
-  broker_pid = -1;
-  if (!broker_data_dir.empty()) {
-    std::error_code ignored;
-    std::filesystem::remove_all(broker_data_dir, ignored);
-    std::filesystem::remove(broker_data_dir + ".conf", ignored);
-  }
-}
-
-[[noreturn]] void Fail(const std::string& message) {
-  std::fprintf(stderr, "group_bench: %s\n", message.c_str());
-  StopBroker();
-  std::exit(1);
-}
 
 struct Figures {
   double join_ms = 0;
@@ -142,11 +107,6 @@ struct Figures {
 
 // --- librdkafka helpers -----------------------------------------------------------------------
 
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
-
 struct PartitionListDeleter {
   void operator()(rd_kafka_topic_partition_list_t* list) const {
     rd_kafka_topic_partition_list_destroy(list);
@@ -154,21 +114,8 @@ struct PartitionListDeleter {
 };
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
-void Set(rd_kafka_conf_t* conf, const char* name, const std::string& value) {
-  char error[512];
-  if (rd_kafka_conf_set(conf, name, value.c_str(), error, sizeof(error)) != RD_KAFKA_CONF_OK) {
-    Fail(absl::StrCat("config ", name, "=", value, ": ", error));
-  }
-}
-
 KafkaHandle NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
-  if (!absl::GetFlag(FLAGS_client_debug).empty()) {
-    Set(conf, "debug", absl::GetFlag(FLAGS_client_debug));
-  }
-  char error[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf, error, sizeof(error));
-  if (rk == nullptr) Fail(absl::StrCat("rd_kafka_new: ", error));
-  return KafkaHandle(rk);
+  return bench::NewClient(type, conf, absl::GetFlag(FLAGS_client_debug));
 }
 
 // One consumer of the group and what its rebalance callback last reported. librdkafka calls the
@@ -446,80 +393,13 @@ void CreateTopicByAdmin(const std::string& bootstrap, const std::string& topic,
   rd_kafka_queue_destroy(queue);
 }
 
-// --- runnel-broker as a child process ------------------------------------------------------
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) Fail("bind");
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool CanConnect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-// Starts runnel-broker with DATA_DIR.conf as its configuration file and waits until it accepts
-// connections; StopBroker() (or Fail()) stops it and removes both.
-void StartBroker(const std::string& binary, const std::string& data_dir, int port) {
-  broker_data_dir = data_dir;
-  const std::string config_path = data_dir + ".conf";
-  std::ofstream(config_path) << "groups { group_initial_rebalance_delay_ms: "
-                             << absl::GetFlag(FLAGS_runnel_group_initial_rebalance_delay_ms)
-                             << " }\n";
-  broker_pid = fork();
-  if (broker_pid < 0) Fail("fork");
-  if (broker_pid == 0) {
-    // The broker's ready line goes with its log to stderr: stdout is the benchmark's table.
-    dup2(STDERR_FILENO, STDOUT_FILENO);
-    std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
-    std::string dir = absl::StrCat("--data-dir=", data_dir);
-    std::string config = absl::StrCat("--config=", config_path);
-    execl(binary.c_str(), binary.c_str(), "--node-id=1", listen.c_str(), dir.c_str(),
-          config.c_str(), static_cast<char*>(nullptr));
-    std::perror("exec runnel-broker");
-    _exit(127);
-  }
-  const auto start = Clock::now();
-  while (!CanConnect(port)) {
-    int status = 0;
-    if (waitpid(broker_pid, &status, WNOHANG) == broker_pid) {
-      broker_pid = -1;
-      Fail("runnel-broker exited at start-up");
-    }
-    if (Clock::now() - start > kBrokerStartTimeout) Fail("runnel-broker did not start");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-std::string DefaultBrokerBinary(const char* argv0) {
-  std::filesystem::path self = std::filesystem::absolute(argv0);
-  return (self.parent_path().parent_path() / "broker" / "server" / "runnel-broker").string();
-}
-
-void PrintRow(const char* name, double runnel, double mock, const char* unit) {
-  const double ratio = mock > 0 ? runnel / mock : 0;
-  std::printf("%-34s %14.0f %14.0f %8.2f   %s\n", name, runnel, mock, ratio, unit);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::SetProgramName(argv[0]);
   absl::ParseCommandLine(argc, argv);
   std::string binary = absl::GetFlag(FLAGS_broker_binary);
-  if (binary.empty()) binary = DefaultBrokerBinary(argv[0]);
+  if (binary.empty()) binary = bench::DefaultBrokerBinary(argv[0]);
   const int32_t partitions = absl::GetFlag(FLAGS_partitions);
   const int32_t members = absl::GetFlag(FLAGS_members);
   if (members < 2 || partitions < members) {
@@ -531,18 +411,15 @@ int main(int argc, char** argv) {
   const int32_t repetitions = std::max(absl::GetFlag(FLAGS_repetitions), 1);
   const std::string topic = "bench-group";
 
+  std::unique_ptr<bench::BrokerChild> broker;
   std::string runnel_bootstrap;
   if (run_runnel) {
-    if (!std::filesystem::exists(binary)) Fail(absl::StrCat("no broker binary at ", binary));
-    const char* tmp = std::getenv("TMPDIR");
-    std::string data_dir =
-        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/runnel-group-bench-XXXXXX");
-    if (mkdtemp(data_dir.data()) == nullptr) Fail("mkdtemp");
-    const int port = FreeLoopbackPort();
-    StartBroker(binary, data_dir, port);
-    runnel_bootstrap = absl::StrCat("127.0.0.1:", port);
+    broker = std::make_unique<bench::BrokerChild>(
+        binary, absl::StrCat("groups { group_initial_rebalance_delay_ms: ",
+                             absl::GetFlag(FLAGS_runnel_group_initial_rebalance_delay_ms), " }\n"));
+    runnel_bootstrap = broker->bootstrap();
     std::fprintf(stderr, "runnel-broker at %s (data in %s)\n", runnel_bootstrap.c_str(),
-                 data_dir.c_str());
+                 broker->data_dir().c_str());
     CreateTopicByAdmin(runnel_bootstrap, topic, partitions);
   }
   // The mock cluster lives inside a client handle of its own.
@@ -573,7 +450,7 @@ int main(int argc, char** argv) {
     }
   }
   if (cluster != nullptr) rd_kafka_mock_cluster_destroy(cluster);
-  StopBroker();
+  broker.reset();
   const Figures runnel = Median(runnel_rounds);
   const Figures mock = Median(mock_rounds);
 
@@ -591,12 +468,12 @@ int main(int argc, char** argv) {
       static_cast<long long>(absl::GetFlag(FLAGS_sync_commits)),
       static_cast<long long>(absl::GetFlag(FLAGS_async_commits)), repetitions,
       static_cast<long long>(absl::GetFlag(FLAGS_runnel_group_initial_rebalance_delay_ms)));
-  std::printf("%-34s %14s %14s %8s\n", "figure", "runnel-broker", "mock cluster", "ratio");
-  PrintRow("join: subscribe to stable", runnel.join_ms, mock.join_ms, "ms (wall)");
-  PrintRow("one member leaves: stable again", runnel.leave_ms, mock.leave_ms, "ms (wall)");
-  PrintRow("synchronous offset commits", runnel.sync_commits_per_s, mock.sync_commits_per_s,
+  bench::PrintRatioHeading();
+  bench::PrintRatioRow("join: subscribe to stable", runnel.join_ms, mock.join_ms, "ms (wall)");
+  bench::PrintRatioRow("one member leaves: stable again", runnel.leave_ms, mock.leave_ms, "ms (wall)");
+  bench::PrintRatioRow("synchronous offset commits", runnel.sync_commits_per_s, mock.sync_commits_per_s,
            "commits/s");
-  PrintRow("asynchronous offset commits", runnel.async_commits_per_s, mock.async_commits_per_s,
+  bench::PrintRatioRow("asynchronous offset commits", runnel.async_commits_per_s, mock.async_commits_per_s,
            "commits/s");
   std::printf("commit failures: runnel %lld, mock %lld\n",
               static_cast<long long>(runnel.commit_failures),

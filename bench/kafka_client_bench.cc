@@ -22,27 +22,18 @@
 // Run: build/bench/kafka_client_bench [--broker_binary=build/broker/server/runnel-broker]
 //      [--records=2000000] [--record_bytes=100] [--partitions=1] [--flush_policy=always]
 //      [--targets=runnel,mock] [--repetitions=3]
-#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -50,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/rdkafka_bench_support.h"
 
 ABSL_FLAG(std::string, broker_binary, "",
           "path of runnel-broker; defaults to broker/server/runnel-broker beside this build's bench/");
@@ -68,23 +60,17 @@ ABSL_FLAG(int32_t, repetitions, 3,
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+namespace bench = runnel::bench;
+using bench::Clock;
+using bench::Fail;
+using bench::KafkaHandle;
+using bench::SecondsSince;
+using bench::Set;
 
 // The longest any one phase may take before the benchmark gives up on a stuck target.
 constexpr auto kPhaseTimeout = std::chrono::seconds(120);
-// How long runnel-broker may take to start listening.
-constexpr auto kBrokerStartTimeout = std::chrono::seconds(30);
 // librdkafka's in-memory queue: big enough that produce() rarely waits on delivery reports.
 constexpr int kProducerQueueMessagesMax = 1'000'000;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-[[noreturn]] void Fail(const std::string& message) {
-  std::fprintf(stderr, "kafka_client_bench: %s\n", message.c_str());
-  std::exit(1);
-}
 
 struct Figures {
   double produce_acks1_records_per_s = 0;
@@ -97,29 +83,13 @@ struct Figures {
 
 // --- librdkafka helpers -----------------------------------------------------------------------
 
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
-
 struct TopicDeleter {
   void operator()(rd_kafka_topic_t* rkt) const { rd_kafka_topic_destroy(rkt); }
 };
 using TopicHandle = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 
-void Set(rd_kafka_conf_t* conf, const char* name, const std::string& value) {
-  char error[512];
-  if (rd_kafka_conf_set(conf, name, value.c_str(), error, sizeof(error)) != RD_KAFKA_CONF_OK) {
-    Fail(absl::StrCat("config ", name, "=", value, ": ", error));
-  }
-}
-
 KafkaHandle NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
-  if (!absl::GetFlag(FLAGS_client_debug).empty()) Set(conf, "debug", absl::GetFlag(FLAGS_client_debug));
-  char error[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf, error, sizeof(error));
-  if (rk == nullptr) Fail(absl::StrCat("rd_kafka_new: ", error));
-  return KafkaHandle(rk);
+  return bench::NewClient(type, conf, absl::GetFlag(FLAGS_client_debug));
 }
 
 // Delivery bookkeeping shared with librdkafka's delivery report callback (called from poll()).
@@ -391,102 +361,26 @@ Figures RunTarget(const std::string& bootstrap, int round,
   return figures;
 }
 
-// --- runnel-broker as a child process ------------------------------------------------------
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) Fail("bind");
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool CanConnect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-class BrokerProcess {
- public:
-  BrokerProcess(const std::string& binary, const std::string& data_dir, int port) {
-    pid_ = fork();
-    if (pid_ < 0) Fail("fork");
-    if (pid_ == 0) {
-      std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
-      std::string dir = absl::StrCat("--data-dir=", data_dir);
-      execl(binary.c_str(), binary.c_str(), "--node-id=1", listen.c_str(), dir.c_str(),
-            static_cast<char*>(nullptr));
-      std::perror("exec runnel-broker");
-      _exit(127);
-    }
-    const auto start = Clock::now();
-    while (!CanConnect(port)) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) Fail("runnel-broker exited at start-up");
-      if (Clock::now() - start > kBrokerStartTimeout) Fail("runnel-broker did not start");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~BrokerProcess() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-std::string DefaultBrokerBinary(const char* argv0) {
-  std::filesystem::path self = std::filesystem::absolute(argv0);
-  return (self.parent_path().parent_path() / "broker" / "server" / "runnel-broker").string();
-}
-
-void PrintRow(const char* name, double runnel, double mock, const char* unit) {
-  const double ratio = mock > 0 ? runnel / mock : 0;
-  std::printf("%-28s %16.0f %16.0f %10.2f   %s\n", name, runnel, mock, ratio, unit);
-}
-
-void PrintRowPrecise(const char* name, double runnel, double mock, const char* unit) {
-  const double ratio = mock > 0 ? runnel / mock : 0;
-  std::printf("%-28s %16.2f %16.2f %10.2f   %s\n", name, runnel, mock, ratio, unit);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::SetProgramName(argv[0]);
   absl::ParseCommandLine(argc, argv);
   std::string binary = absl::GetFlag(FLAGS_broker_binary);
-  if (binary.empty()) binary = DefaultBrokerBinary(argv[0]);
+  if (binary.empty()) binary = bench::DefaultBrokerBinary(argv[0]);
   const int32_t partitions = absl::GetFlag(FLAGS_partitions);
   std::vector<std::string> targets = absl::StrSplit(absl::GetFlag(FLAGS_targets), ',');
   const bool run_runnel = std::find(targets.begin(), targets.end(), "runnel") != targets.end();
   const bool run_mock = std::find(targets.begin(), targets.end(), "mock") != targets.end();
 
   const int32_t repetitions = std::max(absl::GetFlag(FLAGS_repetitions), 1);
-  std::unique_ptr<BrokerProcess> broker;
-  std::string data_dir;
+  std::unique_ptr<bench::BrokerChild> broker;
   std::string runnel_bootstrap;
   if (run_runnel) {
-    if (!std::filesystem::exists(binary)) Fail(absl::StrCat("no broker binary at ", binary));
-    const char* tmp = std::getenv("TMPDIR");
-    data_dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/runnel-client-bench-XXXXXX");
-    if (mkdtemp(data_dir.data()) == nullptr) Fail("mkdtemp");
-    const int port = FreeLoopbackPort();
-    broker = std::make_unique<BrokerProcess>(binary, data_dir, port);
-    runnel_bootstrap = absl::StrCat("127.0.0.1:", port);
+    broker = std::make_unique<bench::BrokerChild>(binary, "");
+    runnel_bootstrap = broker->bootstrap();
     std::fprintf(stderr, "runnel-broker at %s (data in %s)\n", runnel_bootstrap.c_str(),
-                 data_dir.c_str());
+                 broker->data_dir().c_str());
   }
   // The mock cluster lives inside a client handle of its own.
   KafkaHandle mock_host;
@@ -521,10 +415,7 @@ int main(int argc, char** argv) {
     }
   }
   if (cluster != nullptr) rd_kafka_mock_cluster_destroy(cluster);
-  if (broker != nullptr) {
-    broker.reset();
-    std::filesystem::remove_all(data_dir);
-  }
+  broker.reset();
   const Figures runnel = Median(runnel_rounds);
   const Figures mock = Median(mock_rounds);
 
@@ -534,14 +425,14 @@ int main(int argc, char** argv) {
       rd_kafka_version_str(), static_cast<long long>(absl::GetFlag(FLAGS_records)),
       absl::GetFlag(FLAGS_record_bytes), partitions, absl::GetFlag(FLAGS_flush_policy).c_str(),
       repetitions);
-  std::printf("%-28s %16s %16s %10s\n", "figure", "runnel-broker", "mock cluster", "ratio");
-  PrintRow("produce acks=1", runnel.produce_acks1_records_per_s, mock.produce_acks1_records_per_s,
+  bench::PrintRatioHeading();
+  bench::PrintRatioRow("produce acks=1", runnel.produce_acks1_records_per_s, mock.produce_acks1_records_per_s,
            "records/s");
-  PrintRow("produce acks=all", runnel.produce_acksall_records_per_s,
+  bench::PrintRatioRow("produce acks=all", runnel.produce_acksall_records_per_s,
            mock.produce_acksall_records_per_s, "records/s");
-  PrintRow("consume", runnel.consume_records_per_s, mock.consume_records_per_s, "records/s");
-  PrintRowPrecise("produce latency p50", runnel.latency_p50_ms, mock.latency_p50_ms, "ms");
-  PrintRowPrecise("produce latency p99", runnel.latency_p99_ms, mock.latency_p99_ms, "ms");
+  bench::PrintRatioRow("consume", runnel.consume_records_per_s, mock.consume_records_per_s, "records/s");
+  bench::PrintRatioRow("produce latency p50", runnel.latency_p50_ms, mock.latency_p50_ms, "ms", /*decimals=*/2);
+  bench::PrintRatioRow("produce latency p99", runnel.latency_p99_ms, mock.latency_p99_ms, "ms", /*decimals=*/2);
   std::printf("delivery failures: runnel %lld, mock %lld\n",
               static_cast<long long>(runnel.delivery_failures),
               static_cast<long long>(mock.delivery_failures));
