@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "broker/client/assignors.h"
 #include "broker/client/kafka_error.h"
 
@@ -23,6 +24,24 @@ constexpr int64_t kResponseGraceMs = 2'000;
 bool CoordinatorRetriable(protocol::ErrorCode code) {
   return code == ErrorCode::kCoordinatorLoadInProgress || code == ErrorCode::kNotCoordinator ||
          code == ErrorCode::kCoordinatorNotAvailable;
+}
+
+// The wait (ms) a request may ask the broker for: what is left until `deadline_us`, at least 1.
+int32_t RemainingWaitMs(int64_t deadline_us, int64_t now_us) {
+  return static_cast<int32_t>(
+      std::clamp<int64_t>((deadline_us - now_us) / kUsPerMs, 1, INT32_MAX));
+}
+
+// Gives each of `names` that the broker's per-topic answer left out an internal error, so that
+// the caller gets one result per topic it asked about. `doing` names the operation.
+void AddMissingResults(const std::vector<std::string>& names, absl::string_view doing,
+                       std::map<std::string, absl::Status>& results) {
+  for (const std::string& name : names) {
+    if (!results.contains(name)) {
+      results[name] = absl::InternalError(
+          absl::StrCat(doing, " ", name, ": the broker's answer does not mention it"));
+    }
+  }
 }
 
 }  // namespace
@@ -136,8 +155,7 @@ void AdminClient::CreateTopics(std::vector<NewTopic> topics, CreateTopicsOptions
       for (const auto& [name, value] : topic.configs) entry.configs.push_back({name, value});
       request.topics.push_back(std::move(entry));
     }
-    request.timeout_ms = static_cast<int32_t>(std::clamp<int64_t>(
-        (deadline_us - env_.clock().MonotonicNowUs()) / kUsPerMs, 1, INT32_MAX));
+    request.timeout_ms = RemainingWaitMs(deadline_us, env_.clock().MonotonicNowUs());
     request.validate_only = validate_only;
     return request;
   };
@@ -157,12 +175,7 @@ void AdminClient::CreateTopics(std::vector<NewTopic> topics, CreateTopicsOptions
               topic.error_code, absl::StrCat("creating topic ", topic.name),
               topic.error_message.value_or(""));
         }
-        for (const std::string& name : names) {
-          if (!results.contains(name)) {
-            results[name] = absl::InternalError(
-                absl::StrCat("creating topic ", name, ": the broker's answer does not mention it"));
-          }
-        }
+        AddMissingResults(names, "creating topic", results);
         done(std::move(results));
       });
 }
@@ -201,8 +214,7 @@ void AdminClient::DeleteTopics(std::vector<std::string> topics, int64_t timeout_
   auto make_request = [this, topics = std::move(topics), deadline_us]() -> protocol::RequestBody {
     protocol::DeleteTopicsRequest request;
     request.topic_names = topics;
-    request.timeout_ms = static_cast<int32_t>(std::clamp<int64_t>(
-        (deadline_us - env_.clock().MonotonicNowUs()) / kUsPerMs, 1, INT32_MAX));
+    request.timeout_ms = RemainingWaitMs(deadline_us, env_.clock().MonotonicNowUs());
     return request;
   };
   SendWithRetries(
@@ -220,12 +232,7 @@ void AdminClient::DeleteTopics(std::vector<std::string> topics, int64_t timeout_
           results[topic.name] =
               KafkaErrorStatusFromWire(topic.error_code, absl::StrCat("deleting topic ", topic.name));
         }
-        for (const std::string& name : names) {
-          if (!results.contains(name)) {
-            results[name] = absl::InternalError(
-                absl::StrCat("deleting topic ", name, ": the broker's answer does not mention it"));
-          }
-        }
+        AddMissingResults(names, "deleting topic", results);
         done(std::move(results));
       });
 }

@@ -506,29 +506,19 @@ absl::StatusOr<FetchedRecords> Consumer::Decode(const TopicPartition& partition,
 
 void Consumer::BeginningOffsets(std::vector<TopicPartition> partitions,
                                 Callback<std::map<TopicPartition, int64_t>> done) {
-  std::map<TopicPartition, int64_t> timestamps;
-  for (TopicPartition& partition : partitions) {
-    timestamps[std::move(partition)] = protocol::kListOffsetsEarliestTimestamp;
-  }
-  RunListOffsets(std::move(timestamps),
-                 [done = std::move(done)](absl::StatusOr<ListOffsetsResult> result) mutable {
-                   if (!result.ok()) {
-                     done(result.status());
-                     return;
-                   }
-                   std::map<TopicPartition, int64_t> offsets;
-                   for (const auto& [partition, found] : *result) {
-                     offsets[partition] = found.has_value() ? found->offset : -1;
-                   }
-                   done(std::move(offsets));
-                 });
+  OffsetsAt(std::move(partitions), protocol::kListOffsetsEarliestTimestamp, std::move(done));
 }
 
 void Consumer::EndOffsets(std::vector<TopicPartition> partitions,
                           Callback<std::map<TopicPartition, int64_t>> done) {
+  OffsetsAt(std::move(partitions), protocol::kListOffsetsLatestTimestamp, std::move(done));
+}
+
+void Consumer::OffsetsAt(std::vector<TopicPartition> partitions, int64_t special_timestamp,
+                         Callback<std::map<TopicPartition, int64_t>> done) {
   std::map<TopicPartition, int64_t> timestamps;
   for (TopicPartition& partition : partitions) {
-    timestamps[std::move(partition)] = protocol::kListOffsetsLatestTimestamp;
+    timestamps[std::move(partition)] = special_timestamp;
   }
   RunListOffsets(std::move(timestamps),
                  [done = std::move(done)](absl::StatusOr<ListOffsetsResult> result) mutable {

@@ -148,6 +148,10 @@ class Consumer {
 
  private:
   enum class Reset { kNone, kEarliest, kLatest };
+  // BeginningOffsets and EndOffsets: ListOffsets of every partition at `special_timestamp`
+  // (earliest or latest), -1 where the broker found none.
+  void OffsetsAt(std::vector<TopicPartition> partitions, int64_t special_timestamp,
+                 Callback<std::map<TopicPartition, int64_t>> done);
   // SeekToBeginning and SeekToEnd: every partition must be assigned (else nothing changes); each
   // forgets its position and looks one up by `reset` before it fetches again.
   absl::Status SeekByLookup(const std::vector<TopicPartition>& partitions, Reset reset);

@@ -25,7 +25,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import harness
-from harness import (Broker, GroupMember, GroupScenario, WorkDir, check, create_group_topic,
+from harness import (Broker, GroupMember, GroupScenario, WorkDir, check,
+                     check_committed_survive_restarts, create_group_topic,
                      group_test_target, json_line)
 
 TOPIC = "cfk-group"
@@ -130,20 +131,7 @@ def main():
         if is_broker:
             scenario.after_join = lambda: check_described_group(target.bootstrap, ["a", "b", "c"])
         scenario.run()
-        committed = committed_offsets(target.bootstrap)
-        check(committed == scenario.end_offsets(),
-              f"committed offsets {committed}, expected {scenario.end_offsets()}")
-        if is_broker:
-            target.stop()
-            target.start()
-            after = committed_offsets(target.bootstrap)
-            check(after == committed, f"after a clean restart committed offsets are {after}, "
-                                      f"were {committed}")
-            target.kill9()
-            target.start()
-            after = committed_offsets(target.bootstrap)
-            check(after == committed, f"after kill -9 and a restart committed offsets are {after}, "
-                                      f"were {committed}")
+        check_committed_survive_restarts(target, scenario, committed_offsets, ["clean", "kill9"])
         scenario.resume("d")
     print(f"confluent-kafka consumer group: OK (seconds to a stable assignment: "
           f"{scenario.timing_text()})")

@@ -533,6 +533,27 @@ class MockCluster:
 MOCK_PARTITIONS = 4
 
 
+def check_committed_survive_restarts(target, scenario, read_committed, restarts):
+    """After scenario.run(): the group's committed offsets, as read_committed(bootstrap) reports
+    them, must be the end of every partition; against a broker they must then stay the same across
+    each restart in `restarts`, in order: "clean" (SIGTERM) or "kill9" (SIGKILL), each followed by a
+    start on the same data directory. The mock cluster is not restarted."""
+    committed = read_committed(target.bootstrap)
+    check(committed == scenario.end_offsets(),
+          f"committed offsets {committed}, expected {scenario.end_offsets()}")
+    if not isinstance(target, Broker):
+        return
+    for restart in restarts:
+        if restart == "clean":
+            target.stop()
+        else:
+            target.kill9()
+        target.start()
+        after = read_committed(target.bootstrap)
+        what = "a clean restart" if restart == "clean" else "kill -9 and a restart"
+        check(after == committed, f"after {what} committed offsets are {after}, were {committed}")
+
+
 def create_group_topic(target, topic, partitions):
     """Creates the topic of a group test (with confluent-kafka's admin client; the mock cluster
     creates it when its metadata is first asked for) and waits until it is listed."""

@@ -30,8 +30,8 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 import harness
-from harness import (Broker, GroupMember, GroupScenario, WorkDir, check, create_group_topic,
-                     group_test_target, json_line)
+from harness import (GroupMember, GroupScenario, WorkDir, check_committed_survive_restarts,
+                     create_group_topic, group_test_target, json_line)
 
 TOPIC = "kp-group"
 GROUP = "kp-group"
@@ -119,15 +119,7 @@ def main():
         scenario = GroupScenario(PARTITIONS, PER_PHASE,
                                  lambda batch: produce(target.bootstrap, batch), new_member)
         scenario.run()
-        committed = committed_offsets(target.bootstrap)
-        check(committed == scenario.end_offsets(),
-              f"committed offsets {committed}, expected {scenario.end_offsets()}")
-        if isinstance(target, Broker):
-            target.kill9()
-            target.start()
-            after = committed_offsets(target.bootstrap)
-            check(after == committed, f"after kill -9 and a restart committed offsets are {after}, "
-                                      f"were {committed}")
+        check_committed_survive_restarts(target, scenario, committed_offsets, ["kill9"])
         scenario.resume("d")
     print(f"kafka-python consumer group: OK (seconds to a stable assignment: "
           f"{scenario.timing_text()})")

@@ -24,7 +24,8 @@ import os
 import subprocess
 import sys
 
-from harness import (Broker, GroupMember, GroupScenario, WorkDir, check, create_group_topic, fail,
+from harness import (GroupMember, GroupScenario, WorkDir, check, check_committed_survive_restarts,
+                     create_group_topic, fail,
                      group_test_target)
 
 TOPIC = "kjs-group"
@@ -69,15 +70,7 @@ def main():
         scenario = GroupScenario(PARTITIONS, PER_PHASE,
                                  lambda batch: produce(target.bootstrap, batch), new_member)
         scenario.run()
-        committed = committed_offsets(target.bootstrap)
-        check(committed == scenario.end_offsets(),
-              f"committed offsets {committed}, expected {scenario.end_offsets()}")
-        if isinstance(target, Broker):
-            target.stop()
-            target.start()
-            after = committed_offsets(target.bootstrap)
-            check(after == committed, f"after a clean restart committed offsets are {after}, "
-                                      f"were {committed}")
+        check_committed_survive_restarts(target, scenario, committed_offsets, ["clean"])
         scenario.resume("d")
     print(f"kafkajs consumer group: OK (seconds to a stable assignment: {scenario.timing_text()})")
 
