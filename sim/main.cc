@@ -7,6 +7,9 @@
 //                    [--session_timeout_ms=MS] [--heartbeat_interval_ms=MS]
 //                    [--echo_logs] [--trace=PATH]
 //
+//   runnel-sim run FILE [--seed=N] [--trace=PATH] [--history=PATH] [--report=DIR] [--brief]
+//   runnel-sim swarm FILE --seeds=A..B [--jobs=J] [--shard=I/N]
+//
 // The summary ends with the trace digest, the run's determinism witness: the same seed and flags
 // always give the same digest. The exit status is 0 only when every invariant held.
 #include <chrono>
@@ -18,8 +21,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "sim/group_world.h"
+#include "sim/scenario_commands.h"
 #include "sim/ping_pong_world.h"
 
 ABSL_FLAG(uint64_t, seed, 1, "The run's seed: every random choice of the run derives from it.");
@@ -38,6 +43,13 @@ ABSL_FLAG(std::string, assignor, "",
 ABSL_FLAG(int, commit_interval_ms, 200, "group: how often members commit (0: back to back).");
 ABSL_FLAG(int, session_timeout_ms, 1500, "group: the members' session timeout.");
 ABSL_FLAG(int, heartbeat_interval_ms, 300, "group: the members' heartbeat interval.");
+ABSL_FLAG(std::string, history, "", "run: write the history as JSON lines to this file.");
+ABSL_FLAG(std::string, report, "", "run: write the HTML report (and the trace) into this directory.");
+ABSL_FLAG(bool, brief, false, "run: print one line (verdict, anomalies, digest) instead of the summary.");
+ABSL_FLAG(std::string, seeds, "", "swarm: the seeds to run, A..B inclusive.");
+ABSL_FLAG(int, jobs, 1, "swarm: how many seeds run at once (child processes).");
+ABSL_FLAG(std::string, shard, "",
+          "swarm: I/N runs only shard I of N of the seeds (for splitting a sweep across machines).");
 ABSL_FLAG(double, latency_spike_probability, 0.0,
           "group: the chance that a message is delayed by up to 20 ms more.");
 
@@ -172,22 +184,44 @@ int RunGroup() {
   return result.violations.empty() ? 0 : 1;
 }
 
+constexpr char kUsage[] =
+    "usage: runnel-sim run FILE [--seed=N] [--trace=PATH] [--history=PATH] [--report=DIR] "
+    "[--brief]\n"
+    "       runnel-sim swarm FILE --seeds=A..B [--jobs=J] [--shard=I/N]\n"
+    "       runnel-sim pingpong [--seed=N] [--nodes=N] [--duration_s=S] [--faults] "
+    "[--trace=PATH]\n"
+    "       runnel-sim group [--seed=N] [--members=N] [--partitions=N] [--static_members] "
+    "[--duration_s=S] [--faults] [--fault_interval_ms=MS] [--trace=PATH]\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "runs a simulated Runnel world.\n\n  runnel-sim pingpong [--seed=N] [--nodes=N] "
-      "[--duration_s=S] [--faults] [--trace=PATH]\n  runnel-sim group [--seed=N] [--members=N] "
-      "[--partitions=N] [--static_members] [--duration_s=S] [--faults] [--fault_interval_ms=MS] "
-      "[--trace=PATH]");
+  absl::SetProgramUsageMessage(absl::StrCat("runs a simulated Runnel world.\n\n", kUsage));
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  const std::string world = args.size() == 2 ? std::string(args[1]) : std::string();
-  if (world == "pingpong") return RunPingPong();
-  if (world == "group") return RunGroup();
-  std::cerr << "usage: runnel-sim pingpong [--seed=N] [--nodes=N] [--duration_s=S] [--faults] "
-               "[--trace=PATH]\n"
-               "       runnel-sim group [--seed=N] [--members=N] [--partitions=N] "
-               "[--static_members] [--duration_s=S] [--faults] [--fault_interval_ms=MS] "
-               "[--trace=PATH]\n";
+  const std::string command = args.size() >= 2 ? std::string(args[1]) : std::string();
+  if (command == "run" && args.size() == 3) {
+    runnel::sim::RunCommandOptions options;
+    options.scenario_path = args[2];
+    options.seed = absl::GetFlag(FLAGS_seed);
+    options.trace_path = absl::GetFlag(FLAGS_trace);
+    options.history_path = absl::GetFlag(FLAGS_history);
+    options.report_directory = absl::GetFlag(FLAGS_report);
+    options.echo_logs = absl::GetFlag(FLAGS_echo_logs);
+    options.brief = absl::GetFlag(FLAGS_brief);
+    options.program = argv[0];
+    return runnel::sim::RunScenarioCommand(options, std::cout, std::cerr);
+  }
+  if (command == "swarm" && args.size() == 3) {
+    runnel::sim::SwarmCommandOptions options;
+    options.scenario_path = args[2];
+    options.seeds = absl::GetFlag(FLAGS_seeds);
+    options.jobs = absl::GetFlag(FLAGS_jobs);
+    options.shard = absl::GetFlag(FLAGS_shard);
+    options.program = argv[0];
+    return runnel::sim::RunSwarmCommand(options, std::cout, std::cerr);
+  }
+  if (command == "pingpong" && args.size() == 2) return RunPingPong();
+  if (command == "group" && args.size() == 2) return RunGroup();
+  std::cerr << kUsage;
   return 2;
 }
