@@ -247,3 +247,36 @@ TEST(ScenarioWorldTest, ConsumerWindowsAndLateStarters) {
 
 }  // namespace
 }  // namespace runnel::sim
+
+namespace runnel::sim {
+namespace {
+
+// Minimal scenarios that scenario_property_test shrank from failures, kept with their seeds so
+// that the bugs they found stay fixed.
+TEST(ScenarioWorldTest, ShrunkCounterexamplesStayFixed) {
+  struct Counterexample {
+    const char* what;
+    uint64_t seed;
+    const char* text;
+  };
+  const Counterexample counterexamples[] = {
+      {"a group formed while its topic was being created again after a broker crash got an empty "
+       "assignment and waited for the periodic metadata refresh (5 minutes) to see the topic",
+       422, R"pb(
+         topics { name: "t0" partitions: 1 }
+         producers { rate_per_s: 10 acks: ACKS_NONE }
+         consumers { assign {} }
+         consumers { name: "consumer1" group { session_timeout_ms: 1000 heartbeat_interval_ms: 250 } }
+         faults { at { at_ms: 4 crash { downtime_ms: 1 } } }
+         run { duration_ms: 2000 }
+       )pb"},
+  };
+  for (const Counterexample& counterexample : counterexamples) {
+    const ScenarioResult result = RunSeed(Parse(counterexample.text), counterexample.seed);
+    EXPECT_EQ(result.verdict, "PASS") << counterexample.what << "\n"
+                                      << Describe(counterexample.seed, result);
+  }
+}
+
+}  // namespace
+}  // namespace runnel::sim

@@ -921,13 +921,20 @@ void GroupConsumer::OnHeartbeat(uint64_t round, absl::StatusOr<ApiResponse> resp
 
 void GroupConsumer::CheckPartitionCounts() {
   if (!is_leader_ || phase_ != Phase::kStable) return;
+  bool unknown = false;
   for (const auto& [topic, count] : assigned_partition_counts_) {
     std::optional<int32_t> now = consumer_->metadata().PartitionCount(topic);
     if (now.has_value() && *now != count) {
       RequestRejoin(absl::StrCat("topic ", topic, " has ", *now, " partitions, not ", count));
       return;
     }
+    unknown = unknown || !now.has_value();
   }
+  // A subscribed topic without partitions yet (just created, or not created yet) is looked up
+  // again at every heartbeat rather than at the next periodic refresh, as Kafka's consumer keeps
+  // asking for the metadata of subscribed topics it does not know, so that the group starts
+  // consuming it soon after it appears.
+  if (unknown) consumer_->metadata().RequestUpdate();
 }
 
 void GroupConsumer::ScheduleAutoCommit() {
