@@ -515,8 +515,10 @@ absl::StatusOr<std::string> RenderDot(const std::string& dot, const std::string&
   graphviz_errors = &errors;
   agseterr(AGERR);
   agseterrf(CollectGraphvizError);
-  GVC_t* context = gvContext();
-  std::unique_ptr<GVC_t, int (*)(GVC_t*)> context_owner(context, gvFreeContext);
+  // One Graphviz context for the whole process, never freed: Debian 12's Graphviz 2.42 text
+  // layout plugin keeps font names from the first context it served, and reads them after that
+  // context is freed.
+  static GVC_t* const context = gvContext();
   Agraph_t* graph = agmemread(dot.c_str());
   if (graph == nullptr) {
     graphviz_errors = nullptr;
