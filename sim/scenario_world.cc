@@ -750,7 +750,8 @@ class ScenarioWorld::Runner {
       for (const auto& [topic, count] : shared_.partition_counts) {
         for (int32_t partition = 0; partition < count; ++partition) {
           const storage::PartitionLog* log = broker->topics().Find(topic, partition);
-          if (log == nullptr) continue;
+          // A failed log is not served (ServableError), so it exposes no high watermark.
+          if (log == nullptr || server::ServableError(*log).has_value()) continue;
           shared_.online.ObserveHighWatermark(simulator_.NowUs(), simulator_.NodeName(node),
                                               model::TopicPartitionRef{topic, partition},
                                               server::HighWatermark(*log));
@@ -763,7 +764,7 @@ class ScenarioWorld::Runner {
     server::BrokerNode* broker = ServingBroker(brokers_.at(0));
     if (broker == nullptr) return std::nullopt;
     const storage::PartitionLog* log = broker->topics().Find(partition.topic, partition.partition);
-    if (log == nullptr) return std::nullopt;
+    if (log == nullptr || server::ServableError(*log).has_value()) return std::nullopt;
     return server::HighWatermark(*log);
   }
 

@@ -1169,6 +1169,42 @@ TEST_F(KafkaServerTest, HighWatermarkFollowsDurability) {
   EXPECT_EQ(offsets->topics[0].partitions[0].offset, 3);
 }
 
+// A log whose sync failed is offline, as Kafka takes a failed log directory offline: Fetch and
+// ListOffsets answer KAFKA_STORAGE_ERROR (retriable) for it rather than a high watermark that
+// could go back, and further produce requests fail with the same error. Other partitions serve on.
+TEST_F(KafkaServerTest, FailedLogAnswersStorageError) {
+  Start();
+  std::unique_ptr<TestClient> client = world_.Connect();
+  world_.CreateTopic(*client, "fragile", 2);
+  ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+      *client, Produce("fragile", 0, MakeBatch(5, "a"), -1), 7));
+  ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+      *client, Produce("fragile", 1, MakeBatch(2, "b"), -1), 7));
+  world_.simulator().disk(world_.broker_id()).FailNextSync();
+  auto failed = world_.Call<protocol::ProduceResponse>(
+      *client, Produce("fragile", 0, MakeBatch(3, "c"), -1), 7);
+  ASSERT_TRUE(failed.has_value());
+  const int16_t storage_error = ToWire(protocol::ErrorCode::kKafkaStorageError);
+  EXPECT_EQ(failed->responses.at(0).partition_responses.at(0).error_code, storage_error);
+  storage::PartitionLog* log = world_.node().topics().Find("fragile", 0);
+  ASSERT_NE(log, nullptr);
+  ASSERT_FALSE(log->failure().ok());
+
+  auto fetched = world_.Call<protocol::FetchResponse>(*client, Fetch("fragile", 0, 0), 11);
+  ASSERT_TRUE(fetched.has_value());
+  EXPECT_EQ(fetched->responses[0].partitions[0].error_code, storage_error);
+  EXPECT_EQ(fetched->responses[0].partitions[0].high_watermark, -1);
+  auto offsets =
+      world_.Call<protocol::ListOffsetsResponse>(*client, ListOffsets("fragile", 0, -1), 5);
+  ASSERT_TRUE(offsets.has_value());
+  EXPECT_EQ(offsets->topics[0].partitions[0].error_code, storage_error);
+  auto healthy =
+      world_.Call<protocol::ListOffsetsResponse>(*client, ListOffsets("fragile", 1, -1), 5);
+  ASSERT_TRUE(healthy.has_value());
+  EXPECT_EQ(healthy->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(healthy->topics[0].partitions[0].offset, 2);
+}
+
 // A clean Shutdown answers parked fetches, completes the acks=-1 produce in progress, closes the
 // topic manager (clean-shutdown markers) and the connections; everything is there after a start.
 TEST_F(KafkaServerTest, CleanShutdownCompletesInFlightRequests) {

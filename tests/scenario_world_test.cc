@@ -270,6 +270,29 @@ TEST(ScenarioWorldTest, ShrunkCounterexamplesStayFixed) {
          faults { at { at_ms: 4 crash { downtime_ms: 1 } } }
          run { duration_ms: 2000 }
        )pb"},
+      {"a log whose recovery sync failed after a crash was served with a high watermark that "
+       "went back from 69 to 0 (now KAFKA_STORAGE_ERROR until the broker restarts)",
+       44294, R"pb(
+         topics { name: "t0" partitions: 1 }
+         producers { rate_per_s: 190 idempotent: true }
+         producers { name: "producer1" rate_per_s: 50 }
+         consumers { assign {} }
+         consumers { name: "consumer1" assign {} }
+         faults {
+           at { at_ms: 292 crash { downtime_ms: 1 } }
+           at { at_ms: 292 disk_errors { probability: 0.024 duration_ms: 3 } }
+         }
+         run { duration_ms: 2737 }
+       )pb"},
+      {"a full disk while a topic was created left the broker refusing topic changes until it "
+       "restarted, and the run never settled",
+       1, R"pb(
+         topics { name: "t0" partitions: 1 }
+         producers { rate_per_s: 10 acks: ACKS_NONE }
+         consumers { assign {} }
+         faults { at { at_ms: 0 disk_full { duration_ms: 2 } } }
+         run { duration_ms: 3722 }
+       )pb"},
   };
   for (const Counterexample& counterexample : counterexamples) {
     const ScenarioResult result = RunSeed(Parse(counterexample.text), counterexample.seed);

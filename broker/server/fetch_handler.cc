@@ -76,6 +76,11 @@ FetchHandler::ReadResult FetchHandler::Read(int16_t version, const FetchRequest&
         result.answer_now = true;
         continue;
       }
+      if (std::optional<ErrorCode> failed = ServableError(*log); failed.has_value()) {
+        out.error_code = ToWire(*failed);
+        result.answer_now = true;
+        continue;
+      }
       const int64_t high_watermark = HighWatermark(*log);
       out.high_watermark = high_watermark;
       out.last_stable_offset = high_watermark;

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "absl/functional/any_invocable.h"
+#include "broker/protocol/error_codes.h"
 #include "broker/protocol/messages.h"
 #include "broker/storage/partition_log.h"
 
@@ -30,9 +32,19 @@ inline int64_t ClientWaitUs(int64_t wait_ms) {
 // what ListOffsets "latest" returns. A record is exposed only once it is durable (flush.policy
 // always or interval), so a consumer never reads a record that a crash could take back; under
 // flush.policy=never the user chose to trust the OS, and records are exposed once appended.
+// A failed log (PartitionLog::failure()) has no meaningful high watermark: callers check
+// ServableError first.
 inline int64_t HighWatermark(const storage::PartitionLog& log) {
   return log.config().flush_policy == storage::FlushPolicy::kNever ? log.log_end_offset()
                                                                     : log.durable_end_offset();
+}
+
+// The error to answer for a partition whose log failed (a write or sync error, also during
+// recovery), or nullopt when it may be served. Kafka takes such a log's directory offline and
+// answers KAFKA_STORAGE_ERROR (retriable) until the broker restarts on a healthy disk.
+inline std::optional<protocol::ErrorCode> ServableError(const storage::PartitionLog& log) {
+  if (log.failure().ok()) return std::nullopt;
+  return protocol::ErrorCode::kKafkaStorageError;
 }
 
 }  // namespace runnel::server

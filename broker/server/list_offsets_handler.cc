@@ -81,6 +81,10 @@ ListOffsetsResponse HandleListOffsets(int16_t version, const ListOffsetsRequest&
         out.error_code = ToWire(epoch);
         continue;
       }
+      if (std::optional<ErrorCode> failed = ServableError(*log); failed.has_value()) {
+        out.error_code = ToWire(*failed);
+        continue;
+      }
       out.leader_epoch = info->leader_epoch;
       const int64_t high_watermark = HighWatermark(*log);
       Found found;

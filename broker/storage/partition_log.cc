@@ -69,6 +69,7 @@ void PartitionLog::WhenDurable(int64_t end_offset,
   impl_->WhenDurable(end_offset, std::move(callback));
 }
 int64_t PartitionLog::durable_end_offset() const { return impl_->durable_end_offset(); }
+const absl::Status& PartitionLog::failure() const { return impl_->failure(); }
 void PartitionLog::Flush() { impl_->Flush(); }
 absl::StatusOr<std::string> PartitionLog::Read(int64_t offset, size_t bytes_max,
                                                int64_t end_offset_max,

@@ -193,6 +193,12 @@ class PartitionLog {
   void WhenDurable(int64_t end_offset, absl::AnyInvocable<void(const absl::Status&)> callback);
   // Every offset below this is durable.
   int64_t durable_end_offset() const;
+  // OK while the log is healthy; once a write or sync failed (here or during recovery), the error
+  // that failed it. A failed log refuses appends until it is reopened, and its durable end stops
+  // where it was, which after a crash may be below what was durable before: a failed log must not
+  // be served (the broker answers KAFKA_STORAGE_ERROR for it, as Kafka does for an offline log
+  // directory).
+  const absl::Status& failure() const;
   // Starts a sync of everything appended so far, whatever the flush policy.
   void Flush();
 

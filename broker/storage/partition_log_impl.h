@@ -133,6 +133,7 @@ class PartitionLog::Impl {
   int64_t log_start_offset() const { return log_start_offset_; }
   int64_t log_end_offset() const { return log_end_offset_; }
   int64_t durable_end_offset() const { return durable_end_offset_; }
+  const absl::Status& failure() const { return failed_; }
   const LogConfig& config() const { return config_; }
   const LogStats& stats() const { return stats_; }
   size_t segment_count() const { return segments_.size(); }
