@@ -6,7 +6,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -16,6 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "broker/server/topic_config.h"
 #include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
 
 namespace runnel::sim {
@@ -27,25 +27,357 @@ using google::protobuf::Message;
 using google::protobuf::TextFormat;
 using Limits = ScenarioLimits;
 
-// Collects the parser's errors as "FILE:LINE:COLUMN: message" (1-based).
-class Collector final : public google::protobuf::io::ErrorCollector {
+// --- Syntax errors ---------------------------------------------------------------------------
+//
+// Protobuf's text parser stops at its first error and reports it at the token where it noticed the
+// problem, which for a bad value is often the next token, even on the next line. To name the field
+// and point at it, and to report more than the first mistake, the loader scans the tokens itself to
+// learn which field was written where. Unknown fields the parser skips and reports as it goes;
+// after an error in a known field it stops, so the loader blanks that field out and parses again.
+
+// A place in the text as protobuf's tokenizer counts it: 0-based line and column, a tab advancing
+// the column to the next multiple of kTabColumns.
+struct TextPosition {
+  int line = 0;
+  int column = 0;
+  auto operator<=>(const TextPosition&) const = default;
+};
+
+constexpr int kTabColumns = 8;
+constexpr int64_t kPartsPerMillion = 1'000'000;
+
+// One error or warning of one parse.
+struct ParserProblem {
+  TextPosition position;
+  std::string message;
+  // With unknown fields allowed, the parser reports each one as a warning and parses on.
+  bool warning = false;
+};
+
+class ProblemCollector final : public google::protobuf::io::ErrorCollector {
  public:
-  Collector(std::string file, std::vector<std::string>* errors)
-      : file_(std::move(file)), errors_(errors) {}
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    if (errors_->size() >= Limits::kErrorsMax) return;
-    if (line < 0) {
-      errors_->push_back(absl::StrCat(file_, ": ", message));
-    } else {
-      errors_->push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
-    }
+    Add(line, column, message, /*warning=*/false);
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    Add(line, column, message, /*warning=*/true);
+  }
+  const std::vector<ParserProblem>& problems() const { return problems_; }
+
+ private:
+  void Add(int line, int column, const std::string& message, bool warning) {
+    if (problems_.size() >= Limits::kErrorsMax) return;
+    problems_.push_back({TextPosition{line, column}, message, warning});
+  }
+  std::vector<ParserProblem> problems_;
+};
+
+// Where the tokenizer found text it cannot read (an unterminated string, a stray byte).
+class TokenizerErrorPositions final : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit TokenizerErrorPositions(std::set<TextPosition>* positions) : positions_(positions) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string&) override {
+    positions_->insert(TextPosition{line, column});
   }
 
  private:
-  std::string file_;
-  std::vector<std::string>* errors_;
+  std::set<TextPosition>* positions_;
 };
+
+struct TextToken {
+  google::protobuf::io::Tokenizer::TokenType type;
+  std::string text;
+  TextPosition position;
+  size_t begin_offset = 0;  // bytes into the text
+  size_t end_offset = 0;
+};
+
+// The byte offset of `position`, mirroring how the tokenizer counts columns.
+size_t OffsetOf(absl::string_view text, const std::vector<size_t>& line_starts,
+                TextPosition position) {
+  if (position.line < 0) return 0;
+  if (static_cast<size_t>(position.line) >= line_starts.size()) return text.size();
+  size_t offset = line_starts[position.line];
+  int column = 0;
+  while (offset < text.size() && text[offset] != '\n' && column < position.column) {
+    column += text[offset] == '\t' ? kTabColumns - column % kTabColumns : 1;
+    ++offset;
+  }
+  return offset;
+}
+
+// Every token of `text`, ending with the TYPE_END token. Tokenizer errors are the parser's to
+// report; their positions go to `error_positions`.
+std::vector<TextToken> Tokenize(absl::string_view text, std::set<TextPosition>* error_positions) {
+  std::vector<size_t> line_starts = {0};
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n') line_starts.push_back(i + 1);
+  }
+  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  TokenizerErrorPositions errors(error_positions);
+  google::protobuf::io::Tokenizer tokenizer(&input, &errors);
+  tokenizer.set_comment_style(google::protobuf::io::Tokenizer::SH_COMMENT_STYLE);
+  tokenizer.set_allow_f_after_float(true);
+  std::vector<TextToken> tokens;
+  auto add_current = [&] {
+    const google::protobuf::io::Tokenizer::Token& token = tokenizer.current();
+    TextToken added{token.type, token.text, TextPosition{token.line, token.column}, 0, 0};
+    added.begin_offset = OffsetOf(text, line_starts, added.position);
+    added.end_offset = std::min(text.size(), added.begin_offset + token.text.size());
+    tokens.push_back(std::move(added));
+  };
+  while (tokenizer.Next()) add_current();
+  add_current();
+  assert(tokens.back().type == google::protobuf::io::Tokenizer::TYPE_END);
+  return tokens;
+}
+
+// One field as the file writes it.
+struct WrittenField {
+  std::string path;  // "producers[1].keys"
+  // The message type it is written in (null inside an unknown field), and the field (null when
+  // that type has no such field).
+  const google::protobuf::Descriptor* parent = nullptr;
+  const FieldDescriptor* field = nullptr;
+  bool is_message = false;
+  TextPosition name;
+  // The value's first token (scalars) or the opening brace (messages).
+  TextPosition value;
+  std::string value_text;
+  // A problem at a position in (name, after] is about this field: for scalars `after` is the token
+  // following the value, for messages the opening brace.
+  TextPosition after;
+  // The bytes of the whole field, name to value or closing brace.
+  size_t begin_offset = 0;
+  size_t end_offset = 0;
+};
+
+struct WrittenText {
+  std::vector<WrittenField> fields;
+  TextPosition end;  // where the text ends
+  // The innermost message field the text leaves open, if any (an index into `fields`).
+  std::optional<size_t> unclosed;
+  // Closing braces that close nothing.
+  std::vector<TextPosition> stray_closers;
+  // Where the tokenizer could not read the text.
+  std::set<TextPosition> tokenizer_errors;
+};
+
+bool IsSymbol(const TextToken& token, absl::string_view symbol) {
+  return token.type == google::protobuf::io::Tokenizer::TYPE_SYMBOL && token.text == symbol;
+}
+bool IsOpener(const TextToken& token) { return IsSymbol(token, "{") || IsSymbol(token, "<"); }
+bool IsCloser(const TextToken& token) { return IsSymbol(token, "}") || IsSymbol(token, ">"); }
+
+// The index of the first token after the scalar value starting at `index` (`end`: the END token).
+size_t SkipScalarValue(const std::vector<TextToken>& tokens, size_t index, size_t end) {
+  if (index >= end || IsCloser(tokens[index])) return index;
+  if (IsSymbol(tokens[index], "[")) {
+    int depth = 0;
+    for (; index < end; ++index) {
+      if (IsSymbol(tokens[index], "[") || IsOpener(tokens[index])) ++depth;
+      if (IsSymbol(tokens[index], "]") || IsCloser(tokens[index])) --depth;
+      if (depth == 0) return index + 1;
+    }
+    return end;
+  }
+  if (IsSymbol(tokens[index], "-")) return std::min(index + 2, end);
+  if (tokens[index].type == google::protobuf::io::Tokenizer::TYPE_STRING) {
+    // Adjacent string literals form one value.
+    while (index < end && tokens[index].type == google::protobuf::io::Tokenizer::TYPE_STRING) {
+      ++index;
+    }
+    return index;
+  }
+  return index + 1;
+}
+
+// Finds every field the text writes, following the scenario's message types. It only has to be
+// good enough to name fields in errors: the parser decides what is valid.
+WrittenText ScanWrittenFields(absl::string_view text) {
+  struct OpenMessage {
+    const google::protobuf::Descriptor* type;
+    std::string path;
+    std::map<std::string, int> counts;  // occurrences of each field name so far
+    size_t field;                       // its entry in `fields` (unused for the root)
+  };
+  WrittenText written;
+  const std::vector<TextToken> tokens = Tokenize(text, &written.tokenizer_errors);
+  written.end = tokens.back().position;
+  std::vector<OpenMessage> open = {{scenario::Scenario::descriptor(), "", {}, 0}};
+  const size_t end = tokens.size() - 1;
+  size_t i = 0;
+  while (i < end) {
+    if (IsCloser(tokens[i])) {
+      if (open.size() > 1) {
+        written.fields[open.back().field].end_offset = tokens[i].end_offset;
+        open.pop_back();
+      } else {
+        written.stray_closers.push_back(tokens[i].position);
+      }
+      ++i;
+      continue;
+    }
+    if (tokens[i].type != google::protobuf::io::Tokenizer::TYPE_IDENTIFIER) {
+      ++i;
+      continue;
+    }
+    OpenMessage& scope = open.back();
+    WrittenField field;
+    field.parent = scope.type;
+    field.field = scope.type == nullptr ? nullptr : scope.type->FindFieldByName(tokens[i].text);
+    field.path =
+        scope.path.empty() ? tokens[i].text : absl::StrCat(scope.path, ".", tokens[i].text);
+    const int index = scope.counts[tokens[i].text]++;
+    if (field.field != nullptr && field.field->is_repeated()) {
+      absl::StrAppend(&field.path, "[", index, "]");
+    }
+    field.name = tokens[i].position;
+    field.begin_offset = tokens[i].begin_offset;
+    size_t j = i + 1;
+    if (j < end && IsSymbol(tokens[j], ":")) ++j;
+    if (j < end && IsOpener(tokens[j])) {
+      field.is_message = true;
+      field.value = field.after = tokens[j].position;
+      field.end_offset = tokens.back().begin_offset;  // until its closing brace is found
+      written.fields.push_back(field);
+      const google::protobuf::Descriptor* type =
+          field.field == nullptr ? nullptr : field.field->message_type();
+      open.push_back({type, field.path, {}, written.fields.size() - 1});
+      i = j + 1;
+      continue;
+    }
+    field.value = tokens[j].position;
+    field.value_text = tokens[j].text;
+    const size_t next = SkipScalarValue(tokens, j, end);
+    field.after = tokens[next].position;
+    field.end_offset = tokens[next > i + 1 ? next - 1 : i].end_offset;
+    written.fields.push_back(std::move(field));
+    i = std::max(next, i + 1);
+  }
+  if (open.size() > 1) written.unclosed = open.back().field;
+  return written;
+}
+
+// The field a problem at `position` is about, if any.
+const WrittenField* FieldAbout(const WrittenText& written, TextPosition position) {
+  const WrittenField* about = nullptr;
+  for (const WrittenField& field : written.fields) {
+    if (field.name < position && position <= field.after) about = &field;
+  }
+  return about;
+}
+
+std::string FieldNames(const google::protobuf::Descriptor& type) {
+  std::vector<std::string> names;
+  for (int i = 0; i < type.field_count(); ++i) names.push_back(type.field(i)->name());
+  return absl::StrJoin(names, ", ");
+}
+
+std::string EnumValueNames(const google::protobuf::EnumDescriptor& type) {
+  std::vector<std::string> names;
+  for (int i = 0; i < type.value_count(); ++i) names.push_back(type.value(i)->name());
+  return absl::StrJoin(names, ", ");
+}
+
+// A parser problem in the loader's words: where it is and what is wrong, naming the field.
+std::pair<TextPosition, std::string> DescribeProblem(const ParserProblem& problem,
+                                                     const WrittenText& written) {
+  // At the end of the text, a missing closing brace explains the problem better than the field
+  // written last.
+  if (problem.position >= written.end && written.unclosed.has_value()) {
+    const WrittenField& open = written.fields[*written.unclosed];
+    return {problem.position,
+            absl::StrCat("the file ends before the '}' that closes ", open.path, " (opened at ",
+                         open.name.line + 1, ":", open.name.column + 1, ")")};
+  }
+  const WrittenField* field = FieldAbout(written, problem.position);
+  if (field == nullptr) {
+    if (std::find(written.stray_closers.begin(), written.stray_closers.end(), problem.position) !=
+        written.stray_closers.end()) {
+      return {problem.position, "this '}' closes nothing"};
+    }
+    return {problem.position, problem.message};
+  }
+  if (field->field == nullptr && field->parent != nullptr &&
+      absl::StrContains(problem.message, "has no field named")) {
+    return {field->name, absl::StrCat(field->path, ": no such field in ", field->parent->name(),
+                                      " (allowed: ", FieldNames(*field->parent), ")")};
+  }
+  if (field->field != nullptr && field->field->enum_type() != nullptr &&
+      absl::StartsWith(problem.message, "Unknown enumeration value")) {
+    return {field->value,
+            absl::StrCat(field->path, ": unknown value \"", field->value_text,
+                         "\" (allowed: ", EnumValueNames(*field->field->enum_type()), ")")};
+  }
+  // Problems with the value point at the value; problems with the field (given twice, or with
+  // another member of its oneof) point at its name.
+  const bool about_value = !field->is_message && !absl::StrContains(problem.message, "specified");
+  return {about_value ? field->value : field->name,
+          absl::StrCat(field->path, ": ", problem.message)};
+}
+
+// Replaces the bytes [begin, end) with spaces, keeping line breaks and tabs so that every later
+// position stays where it was.
+void BlankOut(std::string& text, size_t begin, size_t end) {
+  for (size_t i = begin; i < end && i < text.size(); ++i) {
+    if (text[i] != '\n' && text[i] != '\t') text[i] = ' ';
+  }
+}
+
+// Parses `text` into `scenario` (and where each field was written into `tree`). On syntax errors,
+// returns them all (at most kErrorsMax), in file order, each "FILE:LINE:COLUMN: ...".
+std::vector<std::string> ParseText(const std::string& file, absl::string_view text,
+                                   scenario::Scenario& scenario, TextFormat::ParseInfoTree& tree) {
+  std::set<std::pair<TextPosition, std::string>> found;
+  std::string current(text);
+  for (size_t attempt = 0; attempt < Limits::kErrorsMax && found.size() < Limits::kErrorsMax;
+       ++attempt) {
+    ProblemCollector collector;
+    TextFormat::Parser parser;
+    parser.RecordErrorsTo(&collector);
+    parser.AllowUnknownField(true);
+    // Locations matter only when the first parse succeeds: later attempts report errors only.
+    if (attempt == 0) parser.WriteLocationsTo(&tree);
+    scenario.Clear();
+    const bool parsed = parser.ParseFromString(current, &scenario);
+    if (collector.problems().empty()) {
+      if (!parsed) found.insert({TextPosition{}, "not a valid scenario"});
+      break;
+    }
+    const WrittenText written = ScanWrittenFields(current);
+    const ParserProblem* first_error = nullptr;
+    bool unreadable = false;
+    for (const ParserProblem& problem : collector.problems()) {
+      // After text the tokenizer could not read (say a string that swallowed a '}'), the parser's
+      // complaints about unknown fields are echoes of that one mistake.
+      if (unreadable && problem.warning) continue;
+      found.insert(DescribeProblem(problem, written));
+      if (!problem.warning && first_error == nullptr) first_error = &problem;
+      if (written.tokenizer_errors.contains(problem.position)) unreadable = true;
+    }
+    if (parsed || first_error == nullptr || unreadable) break;
+    // The parser stopped. When the error is about the value of a field it knows, parse again
+    // without that field to find the errors after it; otherwise (an unknown field that is not
+    // followed by a value, a missing '}') what follows cannot be read reliably.
+    if (first_error->position >= written.end) break;
+    const WrittenField* field = FieldAbout(written, first_error->position);
+    if (field == nullptr || field->field == nullptr) break;
+    BlankOut(current, field->begin_offset, field->end_offset);
+  }
+  std::vector<std::string> errors;
+  for (const auto& [position, message] : found) {
+    if (errors.size() >= Limits::kErrorsMax) break;
+    errors.push_back(position.line < 0 ? absl::StrCat(file, ": ", message)
+                                       : absl::StrCat(file, ":", position.line + 1, ":",
+                                                      position.column + 1, ": ", message));
+  }
+  return errors;
+}
+
+// --- Semantic validation ---------------------------------------------------------------------
 
 // One message under validation: where it is in the file and in the scenario, so that an error
 // names the line and the field path.
@@ -53,7 +385,11 @@ class Scope {
  public:
   Scope(const Message& message, const TextFormat::ParseInfoTree* tree, std::string path, int line,
         const std::string* file, std::vector<std::string>* errors)
-      : message_(message), tree_(tree), path_(std::move(path)), line_(line), file_(file),
+      : message_(message),
+        tree_(tree),
+        path_(std::move(path)),
+        line_(line),
+        file_(file),
         errors_(errors) {}
 
   // The scope of a nested message field (index >= 0 for an element of a repeated field).
@@ -69,8 +405,8 @@ class Scope {
 
   void Error(const char* field, int index, const std::string& text) const {
     if (errors_->size() >= Limits::kErrorsMax) return;
-    errors_->push_back(absl::StrCat(*file_, ":", Line(field, index), ": ", FieldPath(field, index),
-                                    ": ", text));
+    errors_->push_back(
+        absl::StrCat(*file_, ":", Line(field, index), ": ", FieldPath(field, index), ": ", text));
   }
   void Error(const char* field, const std::string& text) const { Error(field, -1, text); }
 
@@ -129,7 +465,9 @@ bool Matches(absl::string_view pattern, absl::string_view name) {
   return p == pattern.size();
 }
 
-std::string Allowed(int64_t low, int64_t high) { return absl::StrCat(" (allowed: ", low, "..", high, ")"); }
+std::string Allowed(int64_t low, int64_t high) {
+  return absl::StrCat(" (allowed: ", low, "..", high, ")");
+}
 
 void CheckRange(const Scope& scope, const char* field, int64_t value, int64_t low, int64_t high) {
   if (value < low || value > high) {
@@ -159,7 +497,10 @@ void CheckWindow(const Scope& parent, const scenario::Window& window, int64_t ru
 class Validator {
  public:
   Validator(const scenario::Scenario& scenario, const Scope& root)
-      : scenario_(scenario), root_(root), run_ms_(scenario.run().duration_ms()) {}
+      : scenario_(scenario),
+        root_(root),
+        run_ms_(scenario.run().duration_ms()),
+        run_ms_valid_(run_ms_ >= 1 && run_ms_ <= Limits::kRunMsMax) {}
 
   void Run() {
     CheckRunAndCluster();
@@ -185,12 +526,14 @@ class Validator {
     CheckRange(cluster, "clock_offset_ms_max", scenario_.cluster().clock_offset_ms_max(), 0,
                Limits::kClockJumpMsMax);
     CheckRange(cluster, "clock_drift_ppm_max", scenario_.cluster().clock_drift_ppm_max(), 0,
-               100'000);
+               Limits::kClockDriftPpmMax);
     if (scenario_.cluster().has_latency_us()) {
-      CheckRangeMessage(cluster, "latency_us", scenario_.cluster().latency_us(), 1, 10'000'000);
+      CheckRangeMessage(cluster, "latency_us", scenario_.cluster().latency_us(), 1,
+                        Limits::kLatencyUsMax);
     }
     CheckRange(cluster, "group_initial_rebalance_delay_ms",
-               scenario_.cluster().group_initial_rebalance_delay_ms(), 0, 300'000);
+               scenario_.cluster().group_initial_rebalance_delay_ms(), 0,
+               Limits::kRebalanceDelayMsMax);
   }
 
   void CheckTopics() {
@@ -231,7 +574,8 @@ class Validator {
     }
   }
 
-  void CheckTopicList(const Scope& scope, const google::protobuf::RepeatedPtrField<std::string>& topics) {
+  void CheckTopicList(const Scope& scope,
+                      const google::protobuf::RepeatedPtrField<std::string>& topics) {
     for (int i = 0; i < topics.size(); ++i) {
       if (!topic_names_.contains(topics.Get(i))) {
         scope.Error("topics", i, absl::StrCat("no topic is named \"", topics.Get(i), "\""));
@@ -239,10 +583,21 @@ class Validator {
     }
   }
 
-  void CheckNodeNames(const Scope& scope, const std::string& name, int count) {
-    if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.") !=
-                            std::string::npos) {
-      scope.Error("name", "must be lower-case letters, digits, '_' or '.'");
+  // The proto's naming rule: entry `index` of its kind creates nodes "<name>-0" ..
+  // "<name>-<count-1>"; entries after the first must name themselves, and every node name must be
+  // unique.
+  void CheckNodeNames(const Scope& scope, int index, bool has_name, const std::string& name,
+                      int count) {
+    if (index > 0 && !has_name) {
+      scope.Error("name", "entries after the first must name themselves (name: \"...\")");
+      return;
+    }
+    if (name.empty() || name.size() > Limits::kClientNameBytesMax ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos) {
+      scope.Error("name",
+                  absl::StrCat("is \"", name, "\" (allowed: 1 to ", Limits::kClientNameBytesMax,
+                               " lower-case letters, digits, '_', '.' or '-')"));
+      return;
     }
     for (int i = 0; i < std::min(count, Limits::kClientNodesMax); ++i) {
       const std::string node = absl::StrCat(name, "-", i);
@@ -252,24 +607,28 @@ class Validator {
         return;
       }
     }
-    client_nodes_ += std::max(0, count);
   }
 
   void CheckClients() {
-    node_names_.insert("broker-0");
+    for (int i = 0; i < scenario_.cluster().brokers(); ++i) {
+      node_names_.insert(absl::StrCat("broker-", i));
+    }
+    int client_nodes = 0;
     for (int i = 0; i < scenario_.producers_size(); ++i) {
       const scenario::Producer& producer = scenario_.producers(i);
       const Scope scope = root_.Nested("producers", i);
       CheckRange(scope, "count", producer.count(), 1, Limits::kClientNodesMax);
-      CheckNodeNames(scope, producer.name(), producer.count());
+      CheckNodeNames(scope, i, producer.has_name(), producer.name(), producer.count());
+      client_nodes += std::max(0, producer.count());
       CheckTopicList(scope, producer.topics());
       if (!(producer.rate_per_s() > 0 && producer.rate_per_s() <= Limits::kRatePerSecondMax)) {
-        scope.Error("rate_per_s", absl::StrCat("must be > 0 and at most ",
-                                               Limits::kRatePerSecondMax));
+        scope.Error("rate_per_s",
+                    absl::StrCat("must be > 0 and at most ", Limits::kRatePerSecondMax));
       }
       CheckRange(scope, "key_count", producer.key_count(), 1, Limits::kKeyCountMax);
-      if (!(producer.zipf_exponent() > 0 && producer.zipf_exponent() <= 10)) {
-        scope.Error("zipf_exponent", "must be > 0 and at most 10");
+      if (!(producer.zipf_exponent() > 0 && producer.zipf_exponent() <= Limits::kZipfExponentMax)) {
+        scope.Error("zipf_exponent",
+                    absl::StrCat("must be > 0 and at most ", Limits::kZipfExponentMax));
       }
       if (producer.idempotent() && producer.acks() != scenario::ACKS_ALL) {
         scope.Error("idempotent", "an idempotent producer needs acks: ACKS_ALL");
@@ -281,54 +640,91 @@ class Validator {
                  Limits::kTimeoutMsMax);
       CheckRange(scope, "delivery_timeout_ms", producer.delivery_timeout_ms(), 1,
                  Limits::kTimeoutMsMax);
-      CheckWindow(scope, producer.active(), run_ms_);
+      // Kafka's producer refuses a delivery timeout that cannot cover one linger and one request.
+      if (producer.delivery_timeout_ms() < producer.linger_ms() + producer.request_timeout_ms()) {
+        scope.Error("delivery_timeout_ms",
+                    absl::StrCat("is ", producer.delivery_timeout_ms(),
+                                 ": must be at least linger_ms + request_timeout_ms (",
+                                 producer.linger_ms() + producer.request_timeout_ms(), ")"));
+      }
+      if (run_ms_valid_) CheckWindow(scope, producer.active(), run_ms_);
     }
     for (int i = 0; i < scenario_.consumers_size(); ++i) {
       const scenario::Consumer& consumer = scenario_.consumers(i);
       const Scope scope = root_.Nested("consumers", i);
       CheckRange(scope, "count", consumer.count(), 1, Limits::kClientNodesMax);
-      CheckNodeNames(scope, consumer.name(), consumer.count());
+      CheckNodeNames(scope, i, consumer.has_name(), consumer.name(), consumer.count());
+      client_nodes += std::max(0, consumer.count());
       CheckTopicList(scope, consumer.topics());
       CheckRange(scope, "request_timeout_ms", consumer.request_timeout_ms(), 1,
                  Limits::kTimeoutMsMax);
-      CheckWindow(scope, consumer.active(), run_ms_);
+      if (run_ms_valid_) CheckWindow(scope, consumer.active(), run_ms_);
       if (consumer.mode_case() == scenario::Consumer::MODE_NOT_SET) {
         scope.Error("assign", "say how the consumer reads: assign {} or group {}");
       }
       if (consumer.has_group()) {
         const scenario::Group& group = consumer.group();
         const Scope group_scope = scope.Nested("group");
-        if (group.group_id().empty() || group.group_id().size() > 255) {
-          group_scope.Error("group_id", "must be 1 to 255 characters");
+        if (group.group_id().empty() || group.group_id().size() > Limits::kGroupIdBytesMax) {
+          group_scope.Error("group_id",
+                            absl::StrCat("must be 1 to ", Limits::kGroupIdBytesMax, " characters"));
         }
         if (group.has_assignor() && group.assignor() != "range" &&
             group.assignor() != "roundrobin") {
-          group_scope.Error("assignor", "is \"" + group.assignor() +
-                                            "\" (allowed: \"range\", \"roundrobin\")");
+          group_scope.Error("assignor",
+                            "is \"" + group.assignor() + "\" (allowed: \"range\", \"roundrobin\")");
         }
-        CheckRange(group_scope, "session_timeout_ms", group.session_timeout_ms(), 500, 1'800'000);
+        CheckRange(group_scope, "session_timeout_ms", group.session_timeout_ms(),
+                   Limits::kSessionTimeoutMsMin, Limits::kSessionTimeoutMsMax);
         CheckRange(group_scope, "heartbeat_interval_ms", group.heartbeat_interval_ms(), 1,
                    group.session_timeout_ms() - 1);
         CheckRange(group_scope, "commit_interval_ms", group.commit_interval_ms(), 1,
                    Limits::kTimeoutMsMax);
       }
     }
-    if (client_nodes_ > Limits::kClientNodesMax) {
-      root_.Error("producers", absl::StrCat(client_nodes_, " client nodes in all; at most ",
+    if (client_nodes > Limits::kClientNodesMax) {
+      root_.Error("producers", absl::StrCat(client_nodes, " client nodes in all; at most ",
                                             Limits::kClientNodesMax));
     }
   }
 
   void CheckPattern(const Scope& scope, const char* field, int index, const std::string& pattern) {
     if (MatchNodes(scenario_, pattern).empty()) {
-      scope.Error(field, index, absl::StrCat("\"", pattern, "\" matches no node (nodes: ",
-                                             absl::StrJoin(ScenarioNodeNames(scenario_), ", "),
-                                             "; or \"brokers\", \"clients\", patterns with '*')"));
+      scope.Error(field, index,
+                  absl::StrCat("\"", pattern, "\" matches no node (nodes: ",
+                               absl::StrJoin(ScenarioNodeNames(scenario_), ", "),
+                               "; or \"brokers\", \"clients\", patterns with '*')"));
     }
   }
   void CheckPatterns(const Scope& scope, const char* field,
                      const google::protobuf::RepeatedPtrField<std::string>& patterns) {
     for (int i = 0; i < patterns.size(); ++i) CheckPattern(scope, field, i, patterns.Get(i));
+  }
+
+  // A partition or link delay acts on every link from a node of `from` to a different node of `to`
+  // (empty: every other node); one that names no such link would do nothing.
+  void CheckCutsSomething(const Scope& scope, const char* field,
+                          const google::protobuf::RepeatedPtrField<std::string>& from,
+                          const google::protobuf::RepeatedPtrField<std::string>& to) {
+    std::set<std::string> from_nodes, to_nodes;
+    for (const auto* patterns : {&from, &to}) {
+      for (const std::string& pattern : *patterns) {
+        std::vector<std::string> matched = MatchNodes(scenario_, pattern);
+        // A pattern that matches nothing, or an empty side_a or from, is reported already.
+        if (matched.empty()) return;
+        (patterns == &from ? from_nodes : to_nodes).insert(matched.begin(), matched.end());
+      }
+    }
+    if (from_nodes.empty()) return;
+    if (to.empty()) {
+      for (std::string& node : ScenarioNodeNames(scenario_)) {
+        if (!from_nodes.contains(node)) to_nodes.insert(std::move(node));
+      }
+    }
+    const bool some_link = std::any_of(to_nodes.begin(), to_nodes.end(), [&](const std::string& b) {
+      return from_nodes.size() > 1 || !from_nodes.contains(b);
+    });
+    if (!some_link) scope.Error(field, "the two sides leave no link between different nodes");
   }
 
   void CheckDuration(const Scope& scope, const char* field, int64_t value) {
@@ -340,7 +736,7 @@ class Validator {
   }
 
   void CheckFault(const Scope& scope, const scenario::Fault& fault) {
-    CheckRange(scope, "at_ms", fault.at_ms(), 0, run_ms_ - 1);
+    if (run_ms_valid_) CheckRange(scope, "at_ms", fault.at_ms(), 0, run_ms_ - 1);
     switch (fault.kind_case()) {
       case scenario::Fault::kCrash:
       case scenario::Fault::kPowerLoss:
@@ -370,6 +766,8 @@ class Validator {
         if (fault.partition().side_a().empty()) nested.Error("side_a", "name at least one node");
         CheckPatterns(nested, "side_a", fault.partition().side_a());
         CheckPatterns(nested, "side_b", fault.partition().side_b());
+        CheckCutsSomething(nested, "side_a", fault.partition().side_a(),
+                           fault.partition().side_b());
         CheckDuration(nested, "duration_ms", fault.partition().duration_ms());
         break;
       }
@@ -378,7 +776,9 @@ class Validator {
         if (fault.link_delay().from().empty()) nested.Error("from", "name at least one node");
         CheckPatterns(nested, "from", fault.link_delay().from());
         CheckPatterns(nested, "to", fault.link_delay().to());
-        CheckRange(nested, "extra_delay_ms", fault.link_delay().extra_delay_ms(), 1, 600'000);
+        CheckCutsSomething(nested, "from", fault.link_delay().from(), fault.link_delay().to());
+        CheckRange(nested, "extra_delay_ms", fault.link_delay().extra_delay_ms(), 1,
+                   Limits::kExtraDelayMsMax);
         CheckDuration(nested, "duration_ms", fault.link_delay().duration_ms());
         break;
       }
@@ -424,17 +824,28 @@ class Validator {
     if (!scenario_.faults().has_mix()) return;
     const scenario::FaultMix& mix = scenario_.faults().mix();
     const Scope scope = faults.Nested("mix");
-    if (!mix.has_interval_ms()) scope.Error("interval_ms", "a fault mix needs interval_ms");
-    CheckRangeMessage(scope, "interval_ms", mix.interval_ms(), 1, Limits::kRunMsMax);
+    if (mix.has_interval_ms()) {
+      CheckRangeMessage(scope, "interval_ms", mix.interval_ms(), 1, Limits::kRunMsMax);
+    } else {
+      scope.Error("interval_ms", "a fault mix needs interval_ms, the mean time between faults");
+    }
     if (mix.kinds().empty()) scope.Error("kinds", "a fault mix needs at least one kind");
     int64_t weight_max_total = 0;
+    std::map<int, int> first_of_kind;
     for (int i = 0; i < mix.kinds_size(); ++i) {
       const scenario::WeightedFault& kind = mix.kinds(i);
       const Scope kind_scope = scope.Nested("kinds", i);
-      CheckRangeMessage(kind_scope, "weight", kind.weight(), 0, 1'000'000);
-      weight_max_total += kind.weight().has_max() ? kind.weight().max()
-                          : kind.has_weight()     ? kind.weight().min()
-                                                  : 1;
+      auto [first, inserted] = first_of_kind.insert({kind.kind(), i});
+      if (!inserted) {
+        kind_scope.Error("kind", absl::StrCat(scenario::FaultKind_Name(kind.kind()),
+                                              " is listed already (kinds[", first->second, "])"));
+      }
+      CheckRangeMessage(kind_scope, "weight", kind.weight(), 0, Limits::kFaultWeightMax);
+      // As the world draws it: a weight that gives neither min nor max is 1.
+      const bool weight_given = kind.weight().has_min() || kind.weight().has_max();
+      weight_max_total += !weight_given             ? 1
+                          : kind.weight().has_max() ? kind.weight().max()
+                                                    : kind.weight().min();
     }
     if (!mix.kinds().empty() && weight_max_total <= 0) {
       scope.Error("kinds", "at least one kind needs a positive weight");
@@ -448,10 +859,10 @@ class Validator {
                         Limits::kClockJumpMsMax);
     }
     if (mix.has_extra_delay_ms()) {
-      CheckRangeMessage(scope, "extra_delay_ms", mix.extra_delay_ms(), 1, 600'000);
+      CheckRangeMessage(scope, "extra_delay_ms", mix.extra_delay_ms(), 1, Limits::kExtraDelayMsMax);
     }
     if (mix.has_disk_fault_ppm()) {
-      CheckRangeMessage(scope, "disk_fault_ppm", mix.disk_fault_ppm(), 0, 1'000'000);
+      CheckRangeMessage(scope, "disk_fault_ppm", mix.disk_fault_ppm(), 0, kPartsPerMillion);
     }
   }
 
@@ -468,18 +879,28 @@ class Validator {
         expect.Error("anomalies", i, "ANOMALY_UNSPECIFIED is not an anomaly");
       }
     }
-    if (!scenario_.expect().anomalies().empty() &&
-        scenario_.expect().verdict() != scenario::FAIL) {
+    if (!scenario_.expect().anomalies().empty() && scenario_.expect().verdict() != scenario::FAIL) {
       expect.Error("anomalies", "anomalies are expected only with verdict: FAIL");
+    }
+    const auto& skipped = scenario_.checks().skip();
+    for (int i = 0; i < scenario_.expect().anomalies_size(); ++i) {
+      const int anomaly = scenario_.expect().anomalies(i);
+      if (std::find(skipped.begin(), skipped.end(), anomaly) != skipped.end()) {
+        expect.Error("anomalies", i,
+                     absl::StrCat(scenario::Anomaly_Name(static_cast<scenario::Anomaly>(anomaly)),
+                                  " is in checks.skip, so it is never reported"));
+      }
     }
   }
 
   const scenario::Scenario& scenario_;
   const Scope& root_;
   const int64_t run_ms_;
+  // Windows and fault times are checked against the run only when its duration is itself valid
+  // (an invalid one is reported once, not again for every window and fault).
+  const bool run_ms_valid_;
   std::set<std::string> topic_names_;
   std::set<std::string> node_names_;
-  int client_nodes_ = 0;
 };
 
 }  // namespace
@@ -488,20 +909,13 @@ absl::StatusOr<scenario::Scenario> ParseScenario(absl::string_view text,
                                                  absl::string_view file_name) {
   const std::string file(file_name);
   if (text.size() > Limits::kFileBytesMax) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": larger than ", Limits::kFileBytesMax,
-                                                   " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": larger than ", Limits::kFileBytesMax, " bytes"));
   }
-  std::vector<std::string> errors;
-  Collector collector(file, &errors);
-  TextFormat::Parser parser;
-  parser.RecordErrorsTo(&collector);
   TextFormat::ParseInfoTree tree;
-  parser.WriteLocationsTo(&tree);
   scenario::Scenario scenario;
-  if (!parser.ParseFromString(std::string(text), &scenario)) {
-    if (errors.empty()) errors.push_back(absl::StrCat(file, ": not a valid scenario"));
-    return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
-  }
+  std::vector<std::string> errors = ParseText(file, text, scenario, tree);
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   if (!scenario.has_name() || scenario.name().empty()) {
     std::string stem = std::filesystem::path(file).stem().string();
     scenario.set_name(stem.empty() ? std::string("scenario") : stem);
@@ -515,15 +929,19 @@ absl::StatusOr<scenario::Scenario> ParseScenario(absl::string_view text,
 absl::StatusOr<scenario::Scenario> LoadScenarioFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the scenario file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) return absl::DataLossError(absl::StrCat(path, ": cannot read it"));
-  return ParseScenario(text.str(), path);
+  // Read one byte more than a scenario may have, so that ParseScenario sees a file is too large
+  // without the loader reading all of it.
+  std::string text(Limits::kFileBytesMax + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": cannot read the scenario file"));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return ParseScenario(text, path);
 }
 
 std::vector<std::string> ScenarioNodeNames(const scenario::Scenario& scenario) {
   std::vector<std::string> names;
-  for (int i = 0; i < scenario.cluster().brokers(); ++i) names.push_back(absl::StrCat("broker-", i));
+  for (int i = 0; i < scenario.cluster().brokers(); ++i)
+    names.push_back(absl::StrCat("broker-", i));
   for (const scenario::Producer& producer : scenario.producers()) {
     for (int i = 0; i < std::min(producer.count(), Limits::kClientNodesMax); ++i) {
       names.push_back(absl::StrCat(producer.name(), "-", i));

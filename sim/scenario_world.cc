@@ -27,8 +27,6 @@ namespace {
 constexpr int64_t kUsPerMs = 1000;
 // How long a client waits before asking again for its topics after a failed attempt.
 constexpr int64_t kTopicSetupRetryUs = 200'000;
-// The broker's smallest accepted session timeout: low, so that scenarios may use short ones.
-constexpr int32_t kGroupMinSessionTimeoutMs = 500;
 // How long consumers wait for data in one fetch: short, so that settling is quick.
 constexpr int32_t kFetchMaxWaitMs = 100;
 // Anomalies the world itself finds (beyond the checkers') kept at most.
@@ -597,7 +595,9 @@ class ScenarioWorld::Runner {
       settings.defaults.auto_create_topics_enable = false;
       settings.groups.group_initial_rebalance_delay_ms =
           static_cast<int32_t>(cluster.group_initial_rebalance_delay_ms());
-      settings.groups.group_min_session_timeout_ms = kGroupMinSessionTimeoutMs;
+      // Low, so that scenarios may use short session timeouts (the loader's lower bound).
+      settings.groups.group_min_session_timeout_ms =
+          static_cast<int32_t>(ScenarioLimits::kSessionTimeoutMsMin);
       shared.bootstrap.push_back(settings.listen);
       const NodeId node =
           simulator.AddNode(node_options(name), [settings](Env& env) -> std::shared_ptr<void> {
