@@ -247,54 +247,75 @@ HistoryEntry* History::Append(HistoryEntry entry) {
   return &entries_.back();
 }
 
-int64_t History::InvokeSend(int64_t time_us, absl::string_view process, uint64_t incarnation,
-                            absl::string_view topic, std::optional<std::string> key,
-                            std::optional<std::string> value) {
+HistoryEntry History::Invocation(int64_t time_us, absl::string_view process, uint64_t incarnation,
+                                 OpFunction function) {
   HistoryEntry entry;
   entry.time_us = time_us;
   entry.process = std::string(process);
   entry.incarnation = incarnation;
-  entry.function = OpFunction::kSend;
+  entry.function = function;
+  return entry;
+}
+
+int64_t History::Invoke(HistoryEntry entry) {
+  HistoryEntry* added = Append(std::move(entry));
+  return added == nullptr ? -1 : added->index;
+}
+
+void History::Complete(int64_t time_us, int64_t invocation, OpType outcome, OpFunction function,
+                       HistoryEntry completion) {
+  if (invocation < 0 || invocation >= static_cast<int64_t>(entries_.size())) return;
+  assert(outcome != OpType::kInvoke);
+  const HistoryEntry& invoked = entries_[static_cast<size_t>(invocation)];
+  assert(invoked.function == function && invoked.type == OpType::kInvoke);
+  completion.time_us = time_us;
+  completion.process = invoked.process;
+  completion.incarnation = invoked.incarnation;
+  completion.type = outcome;
+  completion.function = function;
+  completion.op = invocation;
+  Append(std::move(completion));
+}
+
+void History::InvokeAndComplete(HistoryEntry entry) {
+  const int64_t invocation = Invoke(entry);
+  if (invocation < 0) return;
+  entry.op = invocation;
+  entry.type = OpType::kOk;
+  Append(std::move(entry));
+}
+
+int64_t History::InvokeSend(int64_t time_us, absl::string_view process, uint64_t incarnation,
+                            absl::string_view topic, std::optional<std::string> key,
+                            std::optional<std::string> value) {
+  HistoryEntry entry = Invocation(time_us, process, incarnation, OpFunction::kSend);
   entry.topic = std::string(topic);
   entry.key = std::move(key);
   entry.value = std::move(value);
-  HistoryEntry* added = Append(std::move(entry));
-  return added == nullptr ? -1 : added->index;
+  return Invoke(std::move(entry));
 }
 
 void History::CompleteSend(int64_t time_us, int64_t invocation, OpType outcome, int32_t partition,
                            int64_t offset, absl::string_view error) {
   if (invocation < 0 || invocation >= static_cast<int64_t>(entries_.size())) return;
-  assert(outcome != OpType::kInvoke);
-  const HistoryEntry& invoked = entries_[static_cast<size_t>(invocation)];
-  assert(invoked.function == OpFunction::kSend && invoked.type == OpType::kInvoke);
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = invoked.process;
-  entry.incarnation = invoked.incarnation;
-  entry.type = outcome;
-  entry.function = OpFunction::kSend;
-  entry.op = invocation;
-  entry.topic = invoked.topic;
-  entry.partition = partition;
-  entry.offset = outcome == OpType::kOk ? offset : -1;
-  entry.error = std::string(error);
-  Append(std::move(entry));
+  HistoryEntry completion;
+  completion.topic = entries_[static_cast<size_t>(invocation)].topic;
+  completion.partition = partition;
+  completion.offset = outcome == OpType::kOk ? offset : -1;
+  completion.error = std::string(error);
+  Complete(time_us, invocation, outcome, OpFunction::kSend, std::move(completion));
 }
 
 void History::Poll(int64_t time_us, absl::string_view process, uint64_t incarnation,
                    const TopicPartitionRef& partition, std::vector<PolledRecord> records,
                    int64_t high_watermark) {
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = std::string(process);
-  entry.incarnation = incarnation;
-  entry.function = OpFunction::kPoll;
+  HistoryEntry entry = Invocation(time_us, process, incarnation, OpFunction::kPoll);
   entry.topic = partition.topic;
   entry.partition = partition.partition;
-  HistoryEntry* invoked = Append(entry);
-  if (invoked == nullptr) return;
-  entry.op = invoked->index;
+  const int64_t invocation = Invoke(entry);
+  if (invocation < 0) return;
+  // The invocation names the partition; the completion also carries what was read.
+  entry.op = invocation;
   entry.type = OpType::kOk;
   entry.records = std::move(records);
   entry.high_watermark = high_watermark;
@@ -303,63 +324,32 @@ void History::Poll(int64_t time_us, absl::string_view process, uint64_t incarnat
 
 void History::Assign(int64_t time_us, absl::string_view process, uint64_t incarnation,
                      std::vector<TopicPartitionRef> partitions) {
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = std::string(process);
-  entry.incarnation = incarnation;
-  entry.function = OpFunction::kAssign;
+  HistoryEntry entry = Invocation(time_us, process, incarnation, OpFunction::kAssign);
   entry.partitions = std::move(partitions);
-  HistoryEntry* invoked = Append(entry);
-  if (invoked == nullptr) return;
-  entry.op = invoked->index;
-  entry.type = OpType::kOk;
-  Append(std::move(entry));
+  InvokeAndComplete(std::move(entry));
 }
 
 void History::Seek(int64_t time_us, absl::string_view process, uint64_t incarnation,
                    const TopicPartitionRef& partition, int64_t offset) {
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = std::string(process);
-  entry.incarnation = incarnation;
-  entry.function = OpFunction::kSeek;
+  HistoryEntry entry = Invocation(time_us, process, incarnation, OpFunction::kSeek);
   entry.topic = partition.topic;
   entry.partition = partition.partition;
   entry.offset = offset;
-  HistoryEntry* invoked = Append(entry);
-  if (invoked == nullptr) return;
-  entry.op = invoked->index;
-  entry.type = OpType::kOk;
-  Append(std::move(entry));
+  InvokeAndComplete(std::move(entry));
 }
 
 int64_t History::InvokeCommit(int64_t time_us, absl::string_view process, uint64_t incarnation,
                               std::vector<CommittedOffset> offsets) {
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = std::string(process);
-  entry.incarnation = incarnation;
-  entry.function = OpFunction::kCommit;
+  HistoryEntry entry = Invocation(time_us, process, incarnation, OpFunction::kCommit);
   entry.offsets = std::move(offsets);
-  HistoryEntry* added = Append(std::move(entry));
-  return added == nullptr ? -1 : added->index;
+  return Invoke(std::move(entry));
 }
 
 void History::CompleteCommit(int64_t time_us, int64_t invocation, OpType outcome,
                              absl::string_view error) {
-  if (invocation < 0 || invocation >= static_cast<int64_t>(entries_.size())) return;
-  assert(outcome != OpType::kInvoke);
-  const HistoryEntry& invoked = entries_[static_cast<size_t>(invocation)];
-  assert(invoked.function == OpFunction::kCommit && invoked.type == OpType::kInvoke);
-  HistoryEntry entry;
-  entry.time_us = time_us;
-  entry.process = invoked.process;
-  entry.incarnation = invoked.incarnation;
-  entry.type = outcome;
-  entry.function = OpFunction::kCommit;
-  entry.op = invocation;
-  entry.error = std::string(error);
-  Append(std::move(entry));
+  HistoryEntry completion;
+  completion.error = std::string(error);
+  Complete(time_us, invocation, outcome, OpFunction::kCommit, std::move(completion));
 }
 
 void History::WriteJsonLines(std::ostream& out) const {

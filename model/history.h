@@ -140,6 +140,17 @@ class History {
 
  private:
   HistoryEntry* Append(HistoryEntry entry);
+  // An invocation entry of `function` by `process` at `time_us`, to fill in.
+  static HistoryEntry Invocation(int64_t time_us, absl::string_view process, uint64_t incarnation,
+                                 OpFunction function);
+  // Appends an invocation; its index, or -1 when the history is full.
+  int64_t Invoke(HistoryEntry entry);
+  // Appends the completion of `invocation` (its fields from `completion`, the rest from the
+  // invocation); nothing for an unknown invocation.
+  void Complete(int64_t time_us, int64_t invocation, OpType outcome, OpFunction function,
+                HistoryEntry completion);
+  // Appends `entry` as an invocation and an ok completion with the same fields.
+  void InvokeAndComplete(HistoryEntry entry);
 
   std::vector<HistoryEntry> entries_;
   bool truncated_ = false;

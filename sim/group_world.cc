@@ -13,6 +13,7 @@
 #include "broker/client/kafka_error.h"
 #include "broker/client/producer.h"
 #include "broker/server/broker_node.h"
+#include "sim/broker_program.h"
 #include "broker/server/handler_support.h"
 
 namespace runnel::sim {
@@ -31,11 +32,6 @@ constexpr int kRewindingCommit = 5;
 constexpr int64_t kFencedRestartDelayUs = 200'000;
 // A member restart due while the member is still closing is tried again after this long.
 constexpr int64_t kRestartRetryUs = 100'000;
-
-struct BrokerProgram {
-  std::unique_ptr<server::BrokerNode> node;
-  absl::Status status;
-};
 
 std::string PartitionList(const std::vector<int32_t>& partitions) {
   return absl::StrCat("[", absl::StrJoin(partitions, ","), "]");
@@ -637,18 +633,7 @@ GroupWorld::GroupWorld(GroupWorldOptions options)
   NodeOptions broker;
   broker.name = broker_name;
   broker.clock.drift_ppm = static_cast<double>(simulator_.FaultRandom().Between(-200, 200));
-  broker_node_ = simulator_.AddNode(broker, [settings](Env& env) -> std::shared_ptr<void> {
-    auto program = std::make_shared<BrokerProgram>();
-    absl::StatusOr<std::unique_ptr<server::BrokerNode>> node =
-        server::BrokerNode::Create(env, settings);
-    if (node.ok()) {
-      program->node = *std::move(node);
-    } else {
-      program->status = node.status();
-      env.Log(LogLevel::kError, absl::StrCat("broker did not start: ", node.status().ToString()));
-    }
-    return program;
-  });
+  broker_node_ = simulator_.AddNode(broker, BrokerNodeProgram(settings));
   Shared* shared = shared_.get();
   NodeOptions producer;
   producer.name = "producer-0";

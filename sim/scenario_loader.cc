@@ -17,6 +17,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
+#include "sim/node_pattern.h"
 
 namespace runnel::sim {
 
@@ -443,27 +444,6 @@ class Scope {
   const std::string* file_;
   std::vector<std::string>* errors_;
 };
-
-bool Matches(absl::string_view pattern, absl::string_view name) {
-  // Glob with '*' only: greedy matching with backtracking to the last star.
-  size_t p = 0, n = 0, star = absl::string_view::npos, resume = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      resume = n;
-    } else if (p < pattern.size() && pattern[p] == name[n]) {
-      ++p;
-      ++n;
-    } else if (star != absl::string_view::npos) {
-      p = star + 1;
-      n = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
 
 std::string Allowed(int64_t low, int64_t high) {
   return absl::StrCat(" (allowed: ", low, "..", high, ")");
@@ -962,7 +942,7 @@ std::vector<std::string> MatchNodes(const scenario::Scenario& scenario, absl::st
   for (size_t i = 0; i < names.size(); ++i) {
     const bool is_broker = i < brokers;
     if ((pattern == "brokers" && is_broker) || (pattern == "clients" && !is_broker) ||
-        Matches(pattern, names[i])) {
+        NodePatternMatches(pattern, names[i])) {
       matched.push_back(names[i]);
     }
   }

@@ -16,6 +16,7 @@
 #include "broker/server/broker_node.h"
 #include "broker/server/handler_support.h"
 #include "model/online_checker.h"
+#include "sim/broker_program.h"
 #include "sim/scenario_loader.h"
 
 namespace runnel::sim {
@@ -34,11 +35,6 @@ constexpr size_t kWorldAnomaliesMax = 100;
 // The most keys a producer draws from (the zipf table holds one weight per key).
 constexpr int32_t kKeyCountMax = 1'000'000;
 
-// What a broker node runs: the broker, or why it did not start.
-struct BrokerProgram {
-  std::unique_ptr<server::BrokerNode> node;
-  absl::Status status;
-};
 
 model::TopicPartitionRef Ref(const TopicPartition& partition) {
   return model::TopicPartitionRef{partition.topic, partition.partition};
@@ -600,19 +596,7 @@ class ScenarioWorld::Runner {
           static_cast<int32_t>(ScenarioLimits::kSessionTimeoutMsMin);
       shared.bootstrap.push_back(settings.listen);
       const NodeId node =
-          simulator.AddNode(node_options(name), [settings](Env& env) -> std::shared_ptr<void> {
-            auto program = std::make_shared<BrokerProgram>();
-            absl::StatusOr<std::unique_ptr<server::BrokerNode>> broker =
-                server::BrokerNode::Create(env, settings);
-            if (broker.ok()) {
-              program->node = *std::move(broker);
-            } else {
-              program->status = broker.status();
-              env.Log(LogLevel::kError,
-                      absl::StrCat("broker did not start: ", broker.status().ToString()));
-            }
-            return program;
-          });
+          simulator.AddNode(node_options(name), BrokerNodeProgram(settings));
       brokers_.push_back(node);
       nodes_by_name_[name] = node;
     }

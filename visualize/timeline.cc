@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "sim/node_pattern.h"
 
 namespace runnel::visualize {
 
@@ -32,26 +33,6 @@ using sim::TraceEvent;
 constexpr size_t kPendingSendsPerPairMax = 10'000;
 // Characters of one line in a cell; longer lines are cut (the report's fault table has them whole).
 constexpr size_t kCellLineCharsMax = 60;
-
-bool GlobMatches(absl::string_view pattern, absl::string_view name) {
-  size_t p = 0, n = 0, star = absl::string_view::npos, resume = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      resume = n;
-    } else if (p < pattern.size() && pattern[p] == name[n]) {
-      ++p;
-      ++n;
-    } else if (star != absl::string_view::npos) {
-      p = star + 1;
-      n = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
 
 // DOT's quoted strings: backslashes and quotes escaped, newlines as left-justified line breaks.
 std::string Quote(absl::string_view text) {
@@ -172,7 +153,7 @@ class Drawing {
     const auto& names = trace_.header.node_names();
     for (int i = 0; i < names.size(); ++i) {
       bool shown = options_.nodes.empty();
-      for (const std::string& pattern : options_.nodes) shown = shown || GlobMatches(pattern, names[i]);
+      for (const std::string& pattern : options_.nodes) shown = shown || sim::NodePatternMatches(pattern, names[i]);
       if (shown) {
         lane_of_node_[i] = static_cast<int>(lanes_.size());
         lanes_.push_back(names[i]);
