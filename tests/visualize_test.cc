@@ -21,6 +21,15 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+// Where SampleTrace wrote its file: one per test process, since ctest runs each test case in its
+// own process, several at once.
+const std::string& SampleTracePath() {
+  static const std::string* path = new std::string(
+      ::testing::TempDir() + "visualize_sample_" +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".trace");
+  return *path;
+}
+
 // A short run with a crash, a partition and two topics, traced to a file.
 const sim::TraceFileContents& SampleTrace() {
   static const sim::TraceFileContents* trace = [] {
@@ -37,7 +46,7 @@ const sim::TraceFileContents& SampleTrace() {
     )pb", "sample.textproto");
     EXPECT_TRUE(scenario.ok()) << scenario.status();
     sim::ScenarioRunOptions options;
-    options.trace_path = ::testing::TempDir() + "visualize_sample.trace";
+    options.trace_path = SampleTracePath();
     sim::ScenarioWorld world(*scenario, options);
     world.Run();
     auto* contents = new sim::TraceFileContents;
@@ -104,9 +113,10 @@ TEST(TimelineTest, AnomaliesFileErrorsNameTheLine) {
 }
 
 TEST(TimelineTest, TraceErrorsNameTheFile) {
-  const std::string path = ::testing::TempDir() + "truncated.trace";
+  const std::string path = SampleTracePath() + ".truncated";
   {
-    std::ifstream in(::testing::TempDir() + "visualize_sample.trace", std::ios::binary);
+    SampleTrace();
+    std::ifstream in(SampleTracePath(), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     ASSERT_GT(bytes.size(), 100u);
     std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() - 7);
