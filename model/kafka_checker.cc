@@ -179,6 +179,8 @@ class Checker {
                              TopicPartitionRef{entry.topic, entry.partition}});
           break;
         case OpFunction::kCommit:
+          if (entry.type == OpType::kOk) ++report_.commits_ok;
+          if (entry.type == OpType::kFail) ++report_.commits_failed;
           break;
       }
     }

@@ -76,6 +76,8 @@ struct CheckReport {
   uint64_t polls = 0;
   uint64_t records_read = 0;
   uint64_t offsets_observed = 0;  // distinct (partition, offset) pairs read or acknowledged
+  uint64_t commits_ok = 0;
+  uint64_t commits_failed = 0;
 };
 
 CheckReport CheckHistory(const std::vector<HistoryEntry>& entries, const CheckerOptions& options);

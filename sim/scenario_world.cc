@@ -379,6 +379,7 @@ class ConsumerProgram final : public ClientProgram {
   bool is_group() const { return spec_.has_group(); }
   bool started() const { return consumer_ != nullptr || group_ != nullptr; }
 
+  bool Owns(const TopicPartition& partition) const { return owned_.contains(partition); }
   // The partitions this consumer owns now.
   std::vector<TopicPartition> Owned() const {
     return std::vector<TopicPartition>(owned_.begin(), owned_.end());
@@ -618,7 +619,8 @@ class ScenarioWorld::Runner {
         const NodeId node = simulator.AddNode(node_options(name), [shared_pointer, &spec](Env& env) {
           return std::make_shared<ConsumerProgram>(env, shared_pointer, spec);
         });
-        consumers_.push_back({node, &spec});
+        const std::vector<std::string> topics = TopicsOrAll(spec.topics(), scenario);
+        consumers_.push_back({node, &spec, std::set<std::string>(topics.begin(), topics.end())});
         nodes_by_name_[name] = node;
         start_us_[node] = spec.active().start_ms() * kUsPerMs;
         if (spec.active().stop_ms() > 0) stop_us_[node] = spec.active().stop_ms() * kUsPerMs;
@@ -704,6 +706,7 @@ class ScenarioWorld::Runner {
   struct ConsumerNode {
     NodeId node;
     const scenario::Consumer* spec;
+    std::set<std::string> topics;  // the topics it reads (TopicsOrAll of its spec)
   };
 
   template <typename T>
@@ -780,9 +783,7 @@ class ScenarioWorld::Runner {
     std::map<std::string, bool> group_caught_up;
     for (const ConsumerNode& consumer : consumers_) {
       if (stopped_for_good_.contains(consumer.node)) continue;
-      const std::vector<std::string> topics =
-          TopicsOrAll(consumer.spec->topics(), scenario_);
-      if (std::find(topics.begin(), topics.end(), partition.topic) == topics.end()) continue;
+      if (!consumer.topics.contains(partition.topic)) continue;
       auto* program = Program<ConsumerProgram>(consumer.node);
       const bool is_group = consumer.spec->has_group();
       const std::string& group = consumer.spec->group().group_id();
@@ -791,10 +792,8 @@ class ScenarioWorld::Runner {
         if (!is_group) return absl::StrCat(simulator_.NodeName(consumer.node), " is not running");
         continue;
       }
-      const std::vector<TopicPartition> owned = program->Owned();
-      const bool owns = std::find(owned.begin(), owned.end(), partition) != owned.end();
       std::optional<int64_t> position = program->Position(partition);
-      const bool caught_up = owns && position.has_value() && *position >= high_watermark;
+      const bool caught_up = program->Owns(partition) && position.has_value() && *position >= high_watermark;
       if (is_group) {
         if (caught_up && program->Stable()) group_caught_up[group] = true;
       } else if (!caught_up) {
@@ -1334,9 +1333,7 @@ class ScenarioWorld::Runner {
     for (const ConsumerNode& consumer : consumers_) {
       if (consumer.spec->active().stop_ms() > 0) continue;
       if (consumer.spec->has_assign() && consumer.spec->assign().from_end()) continue;
-      for (const std::string& topic : TopicsOrAll(consumer.spec->topics(), scenario_)) {
-        covered.insert(topic);
-      }
+      covered.insert(consumer.topics.begin(), consumer.topics.end());
     }
     for (const scenario::Topic& topic : scenario_.topics()) {
       if (!covered.contains(topic.name())) return false;
@@ -1377,30 +1374,15 @@ class ScenarioWorld::Runner {
                      });
     result_.anomalies = std::move(anomalies);
 
-    for (const model::HistoryEntry& entry : shared_.history.entries()) {
-      if (entry.function == model::OpFunction::kSend) {
-        switch (entry.type) {
-          case model::OpType::kInvoke:
-            ++result_.sends_invoked;
-            break;
-          case model::OpType::kOk:
-            ++result_.sends_ok;
-            break;
-          case model::OpType::kFail:
-            ++result_.sends_failed;
-            break;
-          case model::OpType::kInfo:
-            ++result_.sends_indeterminate;
-            break;
-        }
-      } else if (entry.function == model::OpFunction::kPoll && entry.type == model::OpType::kOk) {
-        ++result_.polls;
-        result_.records_read += entry.records.size();
-      } else if (entry.function == model::OpFunction::kCommit) {
-        if (entry.type == model::OpType::kOk) ++result_.commits_ok;
-        if (entry.type == model::OpType::kFail) ++result_.commits_failed;
-      }
-    }
+    // The checker counted the operations as it read the history.
+    result_.sends_ok = report.sends_ok;
+    result_.sends_failed = report.sends_failed;
+    result_.sends_indeterminate = report.sends_indeterminate;
+    result_.sends_invoked = report.sends_ok + report.sends_failed + report.sends_indeterminate;
+    result_.polls = report.polls;
+    result_.records_read = report.records_read;
+    result_.commits_ok = report.commits_ok;
+    result_.commits_failed = report.commits_failed;
 
     const bool failed = !result_.anomalies.empty() || result_.anomalies_not_kept > 0;
     result_.verdict = failed ? "FAIL" : "PASS";
