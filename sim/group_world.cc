@@ -949,7 +949,8 @@ bool GroupWorld::Settled() {
   }
   for (int32_t partition = 0; partition < options_.partitions; ++partition) {
     const storage::PartitionLog* log = broker->node->topics().Find(options_.topic, partition);
-    if (log == nullptr) return false;
+    // A failed log is offline (ServableError): its group cannot catch up until a restart.
+    if (log == nullptr || server::ServableError(*log).has_value()) return false;
     const int64_t high_watermark = server::HighWatermark(*log);
     auto committed = view->offsets.find({options_.topic, partition});
     const int64_t committed_offset = committed == view->offsets.end() ? 0 : committed->second;
@@ -975,6 +976,10 @@ std::string GroupWorld::DescribeState() {
       for (int32_t partition = 0; partition < options_.partitions; ++partition) {
         const storage::PartitionLog* log = broker->node->topics().Find(options_.topic, partition);
         if (log == nullptr) continue;
+        if (server::ServableError(*log).has_value()) {
+          behind.push_back(absl::StrCat(partition, ":offline"));
+          continue;
+        }
         auto committed = view->offsets.find({options_.topic, partition});
         const int64_t offset = committed == view->offsets.end() ? 0 : committed->second;
         if (offset != server::HighWatermark(*log)) {

@@ -1,6 +1,7 @@
 // Runnel's Kafka client (broker/client/) against a real BrokerNode in the simulator: connections,
 // metadata, the admin client, the producer and the consumer, with crashes and network faults.
 // Pure helpers (error mapping, murmur2, backoff) are checked first without a simulator.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -1070,6 +1071,81 @@ TEST_F(SlowSyncBrokerTest, HighWatermarkDoesNotRegressAfterRestart) {
   ASSERT_TRUE(RunUntil([&] { return after.has_value(); }));
   ASSERT_TRUE(after->ok()) << after->status();
   EXPECT_EQ((**after)[partition], 100) << "the high watermark went back after the restart";
+}
+
+// A partition whose log fails its recovery sync after a crash is offline until the broker restarts
+// on a healthy disk (Fetch, ListOffsets and Produce answer KAFKA_STORAGE_ERROR, Metadata shows it
+// leaderless). The clients wait it out as they would for Kafka: the producer holds its records and
+// the consumer reports nothing, neither ever sees the high watermark go back, and the other
+// partition serves on. After a healthy restart every held record is delivered and read once.
+TEST_F(ClientSimTest, ClientsWaitOutAPartitionOfflineAfterAFailedRecovery) {
+  // Upper-case: the logs open in name order, each starting the sync of its recovered tail, so
+  // this one sorts before __consumer_offsets and gets the failed sync.
+  const TopicPartition offline{"Fragile", 0};
+  const TopicPartition online{"sturdy", 0};
+  CreateTopic(offline.topic, 1);
+  CreateTopic(online.topic, 1);
+  std::unique_ptr<Producer> producer = MakeProducer({.linger_ms = 0});
+  std::map<std::string, absl::StatusOr<RecordMetadata>> outcomes;
+  auto send = [&](const TopicPartition& partition, const std::string& value) {
+    ASSERT_TRUE(producer
+                    ->Send(Record(partition.topic, partition.partition, value, value),
+                           [&outcomes, value](absl::StatusOr<RecordMetadata> r) {
+                             outcomes.emplace(value, std::move(r));
+                           })
+                    .ok());
+  };
+  for (int i = 0; i < 10; ++i) {
+    send(offline, absl::StrCat("f", i));
+    send(online, absl::StrCat("s", i));
+  }
+  ASSERT_TRUE(RunUntil([&] { return outcomes.size() == 20; }));
+  for (const auto& [value, outcome] : outcomes) ASSERT_TRUE(outcome.ok()) << outcome.status();
+  Collected collected;
+  std::unique_ptr<Consumer> consumer =
+      MakeConsumer(collected, {.fetch_max_wait_ms = 100,
+                               .auto_offset_reset = OffsetReset::kEarliest,
+                               .default_api_timeout_ms = 3'000});
+  ASSERT_TRUE(consumer->Assign({offline, online}).ok());
+  ASSERT_TRUE(RunUntil(
+      [&] { return collected.count(offline) == 10 && collected.count(online) == 10; }));
+
+  simulator_.CrashNode(broker_node_, CrashKind::kProcess);
+  simulator_.disk(broker_node_).FailNextSync();
+  simulator_.StartNode(broker_node_);
+  ASSERT_NE(broker(), nullptr);
+  ASSERT_TRUE(RunUntil([&] { return !broker()->topics().Find(offline.topic, 0)->failure().ok(); }));
+  ASSERT_TRUE(broker()->topics().Find(online.topic, 0)->failure().ok());
+  for (int i = 10; i < 15; ++i) {
+    send(offline, absl::StrCat("f", i));
+    send(online, absl::StrCat("s", i));
+  }
+  ASSERT_TRUE(RunUntil([&] { return collected.count(online) == 15; }));
+  std::optional<absl::StatusOr<std::map<TopicPartition, int64_t>>> end;
+  consumer->EndOffsets({offline}, [&](auto r) { end = r; });
+  ASSERT_TRUE(RunUntil([&] { return end.has_value(); }));
+  ASSERT_FALSE(end->ok()) << "an offline partition has no end offset to show";
+  EXPECT_EQ(end->status().code(), absl::StatusCode::kDeadlineExceeded) << end->status();
+  EXPECT_TRUE(IsRetriableError(end->status())) << end->status();
+  RunFor(5 * kSecondUs);
+  EXPECT_EQ(outcomes.size(), 25u) << "the offline partition's records are held, not failed";
+  EXPECT_EQ(collected.count(offline), 10u);
+  EXPECT_TRUE(collected.errors.empty()) << collected.errors.front().second;
+
+  RestartBroker(CrashKind::kProcess, 1'000);
+  ASSERT_TRUE(RunUntil([&] { return outcomes.size() == 30 && collected.count(offline) == 15; }));
+  for (const auto& [value, outcome] : outcomes) {
+    EXPECT_TRUE(outcome.ok()) << value << ": " << outcome.status();
+  }
+  for (int i = 0; i < 15; ++i) {
+    EXPECT_EQ(collected.records[offline][i].offset, i);
+    EXPECT_EQ(*collected.records[offline][i].value, absl::StrCat("f", i));
+  }
+  for (const auto& [partition, high_watermarks] : collected.high_watermarks) {
+    EXPECT_TRUE(std::is_sorted(high_watermarks.begin(), high_watermarks.end()))
+        << partition.ToString() << ": the high watermark went back";
+  }
+  EXPECT_TRUE(collected.errors.empty());
 }
 
 }  // namespace

@@ -1205,6 +1205,112 @@ TEST_F(KafkaServerTest, FailedLogAnswersStorageError) {
   EXPECT_EQ(healthy->topics[0].partitions[0].offset, 2);
 }
 
+// After a crash, a log's durable end restarts at its recovery point, below what was durable and
+// shown before; the broker syncs the recovered tail before listening. When that sync fails the log
+// stays failed, and the partition is offline until a restart on a healthy disk: Produce, Fetch and
+// ListOffsets answer KAFKA_STORAGE_ERROR with no offsets (not a high watermark gone back from 5 to
+// the recovery point), Metadata shows it leaderless (LEADER_NOT_AVAILABLE, leader -1, this node in
+// offline_replicas), and the other partitions serve on. A restart on a healthy disk brings it back
+// with every acknowledged record.
+TEST_F(KafkaServerTest, LogFailedInRecoveryIsOfflineUntilRestart) {
+  Start();
+  {
+    std::unique_ptr<TestClient> client = world_.Connect();
+    world_.CreateTopic(*client, "Recovering");
+    world_.CreateTopic(*client, "steady");
+    ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+        *client, Produce("Recovering", 0, MakeBatch(5, "r"), -1), 7));
+    ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+        *client, Produce("steady", 0, MakeBatch(2, "s"), -1), 7));
+    auto before = world_.Call<protocol::FetchResponse>(*client, Fetch("Recovering", 0, 0), 11);
+    ASSERT_TRUE(before.has_value());
+    ASSERT_EQ(before->responses[0].partitions[0].high_watermark, 5);
+  }
+  // The recovered tails are synced in name order: "Recovering" gets the failed sync.
+  world_.Crash(sim::CrashKind::kProcess);
+  world_.simulator().disk(world_.broker_id()).FailNextSync();
+  ASSERT_NO_FATAL_FAILURE(world_.Start());
+  storage::PartitionLog* failed_log = world_.node().topics().Find("Recovering", 0);
+  ASSERT_NE(failed_log, nullptr);
+  ASSERT_FALSE(failed_log->failure().ok());
+  ASSERT_LT(failed_log->durable_end_offset(), 5) << "the recovery point is below the old end";
+  ASSERT_TRUE(world_.node().topics().Find("steady", 0)->failure().ok());
+
+  std::unique_ptr<TestClient> client = world_.Connect();
+  const int16_t storage_error = Wire(ErrorCode::kKafkaStorageError);
+  auto fetched = world_.Call<protocol::FetchResponse>(*client, Fetch("Recovering", 0, 0), 11);
+  ASSERT_TRUE(fetched.has_value());
+  const protocol::FetchResponse::Partition& fetched_partition = fetched->responses[0].partitions[0];
+  EXPECT_EQ(fetched_partition.error_code, storage_error);
+  EXPECT_EQ(fetched_partition.high_watermark, -1);
+  EXPECT_EQ(fetched_partition.last_stable_offset, -1);
+  EXPECT_EQ(fetched_partition.log_start_offset, -1);
+  EXPECT_TRUE(!fetched_partition.records.has_value() || fetched_partition.records->empty());
+  for (int64_t timestamp : {int64_t{-1}, int64_t{-2}}) {
+    auto offsets = world_.Call<protocol::ListOffsetsResponse>(
+        *client, ListOffsets("Recovering", 0, timestamp), 5);
+    ASSERT_TRUE(offsets.has_value());
+    EXPECT_EQ(offsets->topics[0].partitions[0].error_code, storage_error) << timestamp;
+    EXPECT_EQ(offsets->topics[0].partitions[0].offset, -1) << timestamp;
+  }
+  auto produced = world_.Call<protocol::ProduceResponse>(
+      *client, Produce("Recovering", 0, MakeBatch(1, "late"), 1), 7);
+  ASSERT_TRUE(produced.has_value());
+  EXPECT_EQ(produced->responses[0].partition_responses[0].error_code, storage_error);
+  EXPECT_EQ(produced->responses[0].partition_responses[0].log_start_offset, -1);
+  auto metadata = world_.Call<protocol::MetadataResponse>(
+      *client, MetadataFor({"Recovering", "steady"}, false), 8);
+  ASSERT_TRUE(metadata.has_value());
+  ASSERT_EQ(metadata->topics.size(), 2u);
+  const protocol::MetadataResponse::Partition& offline = metadata->topics[0].partitions.at(0);
+  EXPECT_EQ(offline.error_code, Wire(ErrorCode::kLeaderNotAvailable));
+  EXPECT_EQ(offline.leader_id, -1);
+  EXPECT_THAT(offline.offline_replicas, ::testing::ElementsAre(metadata->controller_id));
+  const protocol::MetadataResponse::Partition& online = metadata->topics[1].partitions.at(0);
+  EXPECT_EQ(online.error_code, 0);
+  EXPECT_EQ(online.leader_id, metadata->controller_id);
+  EXPECT_TRUE(online.offline_replicas.empty());
+  auto steady = world_.Call<protocol::FetchResponse>(*client, Fetch("steady", 0, 0), 11);
+  ASSERT_TRUE(steady.has_value());
+  EXPECT_EQ(steady->responses[0].partitions[0].error_code, 0);
+  EXPECT_EQ(steady->responses[0].partitions[0].high_watermark, 2);
+  EXPECT_EQ(RecordValues(*steady->responses[0].partitions[0].records).size(), 2u);
+
+  client.reset();
+  world_.Restart(sim::CrashKind::kProcess);
+  ASSERT_TRUE(world_.node().topics().Find("Recovering", 0)->failure().ok());
+  client = world_.Connect();
+  auto back = world_.Call<protocol::FetchResponse>(*client, Fetch("Recovering", 0, 0), 11);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->responses[0].partitions[0].error_code, 0);
+  EXPECT_EQ(back->responses[0].partitions[0].high_watermark, 5);
+  EXPECT_EQ(RecordValues(*back->responses[0].partitions[0].records).size(), 5u);
+}
+
+// A fetch parked on a partition whose log then fails (its sync fails) is answered at once with
+// KAFKA_STORAGE_ERROR rather than when its max_wait_ms passes.
+TEST_F(KafkaServerTest, ParkedFetchAnsweredWhenItsLogFails) {
+  Start();
+  std::unique_ptr<TestClient> client = world_.Connect();
+  world_.CreateTopic(*client, "brittle");
+  ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+      *client, Produce("brittle", 0, MakeBatch(2, "a"), -1), 7));
+  const int64_t parked_at_us = world_.NowUs();
+  const int32_t parked =
+      client->Send(Fetch("brittle", 0, 2, /*max_wait_ms=*/20'000, /*min_bytes=*/1), 11);
+  world_.RunUntil([&] { return world_.node().server().fetch_handler().parked_count() == 1; });
+  ASSERT_EQ(world_.node().server().fetch_handler().parked_count(), 1u);
+  world_.simulator().disk(world_.broker_id()).FailNextSync();
+  ASSERT_TRUE(world_.Call<protocol::ProduceResponse>(
+      *client, Produce("brittle", 0, MakeBatch(1, "b"), 1), 7));
+  world_.RunUntil([&] { return client->Has(parked); });
+  ASSERT_TRUE(client->Has(parked));
+  EXPECT_LT(world_.NowUs() - parked_at_us, 5'000'000) << "answered before max_wait_ms";
+  auto answer = std::get<protocol::FetchResponse>(client->Take(parked).body);
+  EXPECT_EQ(answer.responses[0].partitions[0].error_code, Wire(ErrorCode::kKafkaStorageError));
+  EXPECT_EQ(answer.responses[0].partitions[0].high_watermark, -1);
+}
+
 // A clean Shutdown answers parked fetches, completes the acks=-1 produce in progress, closes the
 // topic manager (clean-shutdown markers) and the connections; everything is there after a start.
 TEST_F(KafkaServerTest, CleanShutdownCompletesInFlightRequests) {

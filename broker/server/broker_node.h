@@ -12,7 +12,9 @@
 // below what consumers saw before the crash. So, as Kafka finishes log recovery before it opens its
 // listener, the node syncs every such log first and only then listens: a client meets either no
 // broker or one whose high watermarks are where they were. A log whose recovery sync fails stays
-// failed (it refuses appends and reports the error); the node serves the others regardless.
+// failed (PartitionLog::failure()) until the next start: its partition is offline (Produce, Fetch
+// and ListOffsets answer KAFKA_STORAGE_ERROR, Metadata shows it leaderless; handler_support.h's
+// ServableError), and the node serves the others regardless.
 //
 // A crash at any moment (destroying the node without Shutdown) loses nothing that was acknowledged
 // to an acks=all producer or returned to a consumer, except under flush.policy=never.

@@ -239,11 +239,12 @@ void FetchHandler::ArmDurabilityWatch(const PartitionKey& key) {
     if (it != self->durability_watches_.end() && it->second.id == watch_id) {
       self->durability_watches_.erase(it);
     }
-    // A failed log never becomes durable: its parked fetches wait for their timeout rather than
-    // spin on a registration that fails at once.
-    if (!status.ok()) return;
+    // The parked fetches read again, after an error too: Read answers a failed log's partition at
+    // once with KAFKA_STORAGE_ERROR. A failed log never becomes durable, so after an error the
+    // watch is not armed again (a registration would fail at once, and spin); fetches still
+    // parked then wait for their timeout.
     self->WakeWatchers(key);
-    if (alive.expired()) return;
+    if (!status.ok() || alive.expired()) return;
     if (self->watchers_.contains(key)) self->ArmDurabilityWatch(key);
   });
 }

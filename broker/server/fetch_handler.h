@@ -10,12 +10,15 @@
 // Errors per partition: UNKNOWN_TOPIC_OR_PARTITION; OFFSET_OUT_OF_RANGE when fetch_offset is below
 // the log start or past the log end (an offset between the high watermark and the log end is
 // valid and returns nothing yet); FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (v9+);
-// KAFKA_STORAGE_ERROR when a stored batch fails its checksum.
+// KAFKA_STORAGE_ERROR when a stored batch fails its checksum, and for every fetch of a partition
+// whose log failed (PartitionLog::failure(); handler_support.h's ServableError), with nothing else
+// of it (high watermark, log start and last stable offset -1) until the broker restarts.
 //
 // Long poll: when the partitions hold fewer than min_bytes and nothing failed, the fetch is parked
 // until data arrives (a produce to, or the high watermark advancing on, any of its partitions lets
-// it read again) or max_wait_ms passes, and is then answered with whatever is there. At most
-// `parked_fetches_max` fetches wait at once; beyond that a fetch is answered at once.
+// it read again; so does one of its partitions' logs failing, which answers it at once) or
+// max_wait_ms passes, and is then answered with whatever is there. At most `parked_fetches_max`
+// fetches wait at once; beyond that a fetch is answered at once.
 //
 // Also: last stable offset = high watermark (no transactions); log start offset (v5+); aborted
 // transactions null for read_uncommitted and empty for read_committed (which otherwise behaves the

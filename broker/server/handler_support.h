@@ -41,7 +41,10 @@ inline int64_t HighWatermark(const storage::PartitionLog& log) {
 
 // The error to answer for a partition whose log failed (a write or sync error, also during
 // recovery), or nullopt when it may be served. Kafka takes such a log's directory offline and
-// answers KAFKA_STORAGE_ERROR (retriable) until the broker restarts on a healthy disk.
+// answers KAFKA_STORAGE_ERROR (retriable) until the broker restarts on a healthy disk. Produce,
+// Fetch and ListOffsets answer this error and nothing else of the partition; Metadata shows the
+// partition leaderless instead (metadata_handler.h). Whatever samples a partition's high
+// watermark from outside the handlers (the simulator's worlds) skips the partitions this refuses.
 inline std::optional<protocol::ErrorCode> ServableError(const storage::PartitionLog& log) {
   if (log.failure().ok()) return std::nullopt;
   return protocol::ErrorCode::kKafkaStorageError;

@@ -4,7 +4,9 @@
 // offset -1, timestamp -1). v0 answers with a list of offsets (old_style_offsets) holding that one
 // offset when there is one. Leader epoch (v4+) is the partition's. read_committed (v2+) answers
 // like read_uncommitted, since Runnel has no transactions. Errors: UNKNOWN_TOPIC_OR_PARTITION,
-// FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a current_leader_epoch older / newer than ours.
+// FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a current_leader_epoch older / newer than ours,
+// KAFKA_STORAGE_ERROR (retriable; no offset) for a partition whose log failed (handler_support.h's
+// ServableError) until the broker restarts.
 #ifndef RUNNEL_BROKER_SERVER_LIST_OFFSETS_HANDLER_H_
 #define RUNNEL_BROKER_SERVER_LIST_OFFSETS_HANDLER_H_
 

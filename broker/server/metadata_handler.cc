@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/group/group_settings.h"
 #include "broker/server/error_mapping.h"
+#include "broker/server/handler_support.h"
 
 namespace runnel::server {
 
@@ -16,7 +17,8 @@ using protocol::ToWire;
 
 namespace {
 
-MetadataResponse::Topic DescribeTopic(const TopicInfo& info) {
+MetadataResponse::Topic DescribeTopic(const TopicInfo& info, const TopicManager& topics,
+                                      NodeId node_id) {
   MetadataResponse::Topic topic;
   topic.name = info.name;
   topic.is_internal = group::IsInternalTopic(info.name);
@@ -28,6 +30,15 @@ MetadataResponse::Topic DescribeTopic(const TopicInfo& info) {
     out.leader_epoch = partition.leader_epoch;
     out.replica_nodes.assign(partition.replicas.begin(), partition.replicas.end());
     out.isr_nodes.assign(partition.isr.begin(), partition.isr.end());
+    const storage::PartitionLog* log = topics.Find(info.name, partition.partition);
+    if (log != nullptr && ServableError(*log).has_value()) {
+      // This node's replica, the only one, is on a failed log: the partition is offline, as Kafka
+      // shows a partition whose replicas are all in offline log directories. Clients hold its
+      // records and stop fetching it until a broker restart brings it back.
+      out.error_code = ToWire(ErrorCode::kLeaderNotAvailable);
+      out.leader_id = -1;
+      out.offline_replicas.push_back(node_id);
+    }
     topic.partitions.push_back(std::move(out));
   }
   return topic;
@@ -66,7 +77,9 @@ MetadataResponse HandleMetadata(int16_t version, const MetadataRequest& request,
   response.controller_id = settings.node_id;
 
   if (request.AllTopics(version)) {
-    for (const auto& [name, info] : image.topics()) response.topics.push_back(DescribeTopic(info));
+    for (const auto& [name, info] : image.topics()) {
+      response.topics.push_back(DescribeTopic(info, topics, settings.node_id));
+    }
     return response;
   }
   const bool may_create =
@@ -75,7 +88,7 @@ MetadataResponse HandleMetadata(int16_t version, const MetadataRequest& request,
   for (const MetadataRequest::Topic& requested : *request.topics) {
     if (!seen.insert(requested.name).second) continue;
     if (const TopicInfo* info = image.FindTopic(requested.name); info != nullptr) {
-      response.topics.push_back(DescribeTopic(*info));
+      response.topics.push_back(DescribeTopic(*info, topics, settings.node_id));
       continue;
     }
     MetadataResponse::Topic topic;

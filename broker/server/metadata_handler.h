@@ -7,6 +7,11 @@
 // topic is answered LEADER_NOT_AVAILABLE (retriable) until its creation is durable, as Kafka does.
 // Without auto-creation: UNKNOWN_TOPIC_OR_PARTITION. A name Kafka would reject:
 // INVALID_TOPIC_EXCEPTION.
+//
+// A partition whose log failed (handler_support.h's ServableError) is offline until the broker
+// restarts: LEADER_NOT_AVAILABLE (retriable), leader -1, this node in offline_replicas (v5+), as
+// Kafka shows a partition whose only replica is in an offline log directory. Its Produce, Fetch
+// and ListOffsets answer KAFKA_STORAGE_ERROR meanwhile.
 #ifndef RUNNEL_BROKER_SERVER_METADATA_HANDLER_H_
 #define RUNNEL_BROKER_SERVER_METADATA_HANDLER_H_
 

@@ -1,5 +1,6 @@
 #include "broker/server/produce_handler.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,14 @@ storage::PartitionLog* ProduceHandler::ProducePartition(const std::string& topic
   if (log == nullptr || partition < 0 || partition >= topic_info->partition_count()) {
     SetError(out, ErrorCode::kUnknownTopicOrPartition,
              absl::StrCat("topic '", topic, "' has no partition ", partition));
+    return nullptr;
+  }
+  if (std::optional<ErrorCode> failed = ServableError(*log); failed.has_value()) {
+    // Before the sequence check too: a failed log's producer state is not consulted, and a
+    // duplicate is not acknowledged from it.
+    SetError(out, *failed,
+             absl::StrCat("the log of ", topic, "-", partition, " failed (",
+                          log->failure().message(), "); it is offline until the broker restarts"));
     return nullptr;
   }
   out.log_start_offset = log->log_start_offset();

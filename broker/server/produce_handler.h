@@ -9,7 +9,9 @@
 // - Each partition's records must be exactly one RecordBatch v2: other magic values, more than one
 //   batch, and transactional or control batches are INVALID_RECORD; a truncated batch is
 //   CORRUPT_MESSAGE. The batch is appended as sent (PartitionLog::AppendAsLeader stamps its offsets
-//   and leader epoch); storage errors map as error_mapping.h says.
+//   and leader epoch); storage errors map as error_mapping.h says. A partition whose log failed
+//   (handler_support.h's ServableError) answers KAFKA_STORAGE_ERROR before anything else is
+//   looked at, duplicates of idempotent batches included, and exposes no log start offset.
 // - acks=1 answers after the append; acks=-1 answers once the batch is durable under the topic's
 //   flush policy (at once under flush.policy=never), or REQUEST_TIMED_OUT after timeout_ms for the
 //   partitions still waiting.
