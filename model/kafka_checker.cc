@@ -7,7 +7,12 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace runnel::model {
 
@@ -25,18 +30,38 @@ std::string Where(const TopicPartitionRef& partition, int64_t offset) {
   return absl::StrCat(partition.topic, "-", partition.partition, "@", offset);
 }
 
-// What was seen at one offset first, and by which entry.
+// What was seen at one offset first, and by which entry. Key and value point into the history,
+// which outlives the checker, so that a history of millions of records is not copied.
 struct Seen {
-  std::optional<std::string> key;
-  std::optional<std::string> value;
+  const std::optional<std::string>* key = nullptr;
+  const std::optional<std::string>* value = nullptr;
   const HistoryEntry* entry = nullptr;
   bool Same(const std::optional<std::string>& other_key,
             const std::optional<std::string>& other_value) const {
-    return key == other_key && value == other_value;
+    return *key == other_key && *value == other_value;
   }
 };
 
-using ReaderKey = std::tuple<std::string, uint64_t, TopicPartitionRef>;
+// A reader of one partition: process, incarnation and the partition's id (Checker::PartitionId).
+// Maps keyed by it are only searched and erased by prefix; nothing reported depends on their order.
+using ReaderKey = std::tuple<absl::string_view, uint64_t, int>;
+
+// Where a value was placed: the partition's id and the offset, with the entry that showed it.
+struct Position {
+  int partition_id = 0;
+  int64_t offset = 0;
+  const HistoryEntry* entry = nullptr;
+};
+
+// Everything the checker gathers about one partition.
+struct PartitionFacts {
+  // Every offset known to exist (acknowledged or read), ordered for NextKnown.
+  absl::btree_map<int64_t, Seen> log;
+  // What consumers read at each offset (the first read of it).
+  absl::flat_hash_map<int64_t, Seen> reads;
+  // Offset ranges some consumer read over without an assign or seek in between, merged.
+  std::vector<std::pair<int64_t, int64_t>> covered;
+};
 
 class Checker {
  public:
@@ -78,6 +103,7 @@ class Checker {
 
   // Pairs every send invocation with its completion, and indexes sends by value.
   void IndexSends() {
+    completions_.assign(entries_.size(), nullptr);
     for (const HistoryEntry& entry : entries_) {
       if (entry.function != OpFunction::kSend) continue;
       if (entry.type == OpType::kInvoke) {
@@ -85,7 +111,9 @@ class Checker {
         if (entry.value.has_value()) send_by_value_.try_emplace(*entry.value, &entry);
         continue;
       }
-      if (entry.op >= 0) completions_[entry.op] = &entry;
+      if (entry.op >= 0 && static_cast<size_t>(entry.op) < completions_.size()) {
+        completions_[static_cast<size_t>(entry.op)] = &entry;
+      }
     }
     for (const HistoryEntry* send : sends_) {
       const HistoryEntry* completion = Completion(*send);
@@ -100,37 +128,68 @@ class Checker {
   }
 
   const HistoryEntry* Completion(const HistoryEntry& invocation) const {
-    auto found = completions_.find(invocation.index);
-    return found == completions_.end() ? nullptr : found->second;
+    if (invocation.index < 0 || static_cast<size_t>(invocation.index) >= completions_.size()) {
+      return nullptr;
+    }
+    return completions_[static_cast<size_t>(invocation.index)];
+  }
+
+  // A dense id for `partition`, given in order of first appearance. Ids only index
+  // partition_facts_; reports name partitions by partition_refs_.
+  int PartitionId(const TopicPartitionRef& partition) {
+    auto [it, fresh] = partition_ids_.try_emplace(partition, static_cast<int>(partition_refs_.size()));
+    if (fresh) {
+      partition_refs_.push_back(&it->first);
+      partition_facts_.emplace_back();
+    }
+    return it->second;
+  }
+
+  std::optional<int> FindPartitionId(const TopicPartitionRef& partition) const {
+    auto it = partition_ids_.find(partition);
+    if (it == partition_ids_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  const TopicPartitionRef& Ref(int partition_id) const {
+    return *partition_refs_[static_cast<size_t>(partition_id)];
   }
 
   // Records (key, value) at an offset, reporting a second, different record there.
-  void Place(const TopicPartitionRef& partition, int64_t offset, const std::optional<std::string>& key,
+  void Place(int partition_id, int64_t offset, const std::optional<std::string>& key,
              const std::optional<std::string>& value, const HistoryEntry& entry) {
-    auto [slot, fresh] = log_[partition].try_emplace(offset, Seen{key, value, &entry});
+    PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
+    auto [slot, fresh] = facts.log.try_emplace(offset, Seen{&key, &value, &entry});
     if (!fresh && !slot->second.Same(key, value) &&
-        inconsistent_reported_.insert({partition, offset}).second) {
+        inconsistent_reported_.insert({partition_id, offset}).second) {
+      const TopicPartitionRef& partition = Ref(partition_id);
       Report("inconsistent-offsets",
-             absl::StrCat(Where(partition, offset), " held key ", Printable(slot->second.key),
-                          " value ", Printable(slot->second.value), " (entry ",
+             absl::StrCat(Where(partition, offset), " held key ", Printable(*slot->second.key),
+                          " value ", Printable(*slot->second.value), " (entry ",
                           slot->second.entry->index, ", ", slot->second.entry->process,
                           ") and key ", Printable(key), " value ", Printable(value), " (entry ",
                           entry.index, ", ", entry.process, ")"),
              &entry, partition, offset);
     }
-    if (value.has_value()) positions_[*value].try_emplace({partition, offset}, &entry);
+    if (!value.has_value()) return;
+    PositionList& positions = positions_[*value];
+    for (const Position& position : positions) {
+      if (position.partition_id == partition_id && position.offset == offset) return;
+    }
+    positions.push_back(Position{partition_id, offset, &entry});
+    if (positions.size() == 2) repeated_values_.push_back(*value);
   }
 
   void CloseRun(const ReaderKey& reader) {
     auto run = runs_.find(reader);
     if (run == runs_.end()) return;
-    covered_[std::get<2>(reader)].push_back(run->second);
+    partition_facts_[static_cast<size_t>(std::get<2>(reader))].covered.push_back(run->second);
     runs_.erase(run);
   }
 
-  void CloseRunsOf(const std::string& process, uint64_t incarnation) {
+  void CloseRunsOf(absl::string_view process, uint64_t incarnation) {
     std::vector<ReaderKey> closing;
-    for (auto it = runs_.lower_bound(ReaderKey{process, incarnation, TopicPartitionRef{}});
+    for (auto it = runs_.lower_bound(ReaderKey{process, incarnation, -1});
          it != runs_.end() && std::get<0>(it->first) == process &&
          std::get<1>(it->first) == incarnation;
          ++it) {
@@ -147,22 +206,24 @@ class Checker {
       switch (entry.function) {
         case OpFunction::kSend: {
           if (entry.type != OpType::kOk || entry.offset < 0 || entry.op < 0) break;
+          if (static_cast<size_t>(entry.op) >= entries_.size()) break;
           const HistoryEntry& invocation = entries_[static_cast<size_t>(entry.op)];
-          Place(TopicPartitionRef{invocation.topic, entry.partition}, entry.offset,
+          Place(PartitionId(TopicPartitionRef{invocation.topic, entry.partition}), entry.offset,
                 invocation.key, invocation.value, entry);
           break;
         }
         case OpFunction::kPoll: {
           ++report_.polls;
-          const TopicPartitionRef partition{entry.topic, entry.partition};
+          if (entry.records.empty()) break;
+          const int partition_id = PartitionId(TopicPartitionRef{entry.topic, entry.partition});
+          PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
           for (const PolledRecord& record : entry.records) {
             ++report_.records_read;
-            Place(partition, record.offset, record.key, record.value, entry);
-            reads_[partition].try_emplace(record.offset, Seen{record.key, record.value, &entry});
+            Place(partition_id, record.offset, record.key, record.value, entry);
+            facts.reads.try_emplace(record.offset, Seen{&record.key, &record.value, &entry});
             if (record.value.has_value()) values_read_.insert(*record.value);
           }
-          if (entry.records.empty()) break;
-          const ReaderKey reader{entry.process, entry.incarnation, partition};
+          const ReaderKey reader{entry.process, entry.incarnation, partition_id};
           auto [run, fresh] = runs_.try_emplace(
               reader, std::make_pair(entry.records.front().offset, entry.records.back().offset));
           if (!fresh) {
@@ -175,8 +236,9 @@ class Checker {
           CloseRunsOf(entry.process, entry.incarnation);
           break;
         case OpFunction::kSeek:
-          CloseRun(ReaderKey{entry.process, entry.incarnation,
-                             TopicPartitionRef{entry.topic, entry.partition}});
+          if (std::optional<int> id = FindPartitionId({entry.topic, entry.partition})) {
+            CloseRun(ReaderKey{entry.process, entry.incarnation, *id});
+          }
           break;
         case OpFunction::kCommit:
           if (entry.type == OpType::kOk) ++report_.commits_ok;
@@ -185,7 +247,8 @@ class Checker {
       }
     }
     while (!runs_.empty()) CloseRun(runs_.begin()->first);
-    for (auto& [partition, intervals] : covered_) {
+    for (PartitionFacts& facts : partition_facts_) {
+      std::vector<std::pair<int64_t, int64_t>>& intervals = facts.covered;
       std::sort(intervals.begin(), intervals.end());
       std::vector<std::pair<int64_t, int64_t>> merged;
       for (const auto& interval : intervals) {
@@ -197,14 +260,12 @@ class Checker {
       }
       intervals = std::move(merged);
     }
-    for (const auto& [partition, offsets] : log_) report_.offsets_observed += offsets.size();
+    for (const PartitionFacts& facts : partition_facts_) report_.offsets_observed += facts.log.size();
   }
 
   // Whether some consumer's run of reads covered `offset` of `partition`.
-  bool Covered(const TopicPartitionRef& partition, int64_t offset) const {
-    auto found = covered_.find(partition);
-    if (found == covered_.end()) return false;
-    const auto& intervals = found->second;
+  bool Covered(int partition_id, int64_t offset) const {
+    const auto& intervals = partition_facts_[static_cast<size_t>(partition_id)].covered;
     auto after = std::upper_bound(intervals.begin(), intervals.end(),
                                   std::make_pair(offset, std::numeric_limits<int64_t>::max()));
     if (after == intervals.begin()) return false;
@@ -213,11 +274,10 @@ class Checker {
   }
 
   // The first offset known to exist in `partition` after `offset`, if any.
-  std::optional<int64_t> NextKnown(const TopicPartitionRef& partition, int64_t offset) const {
-    auto found = log_.find(partition);
-    if (found == log_.end()) return std::nullopt;
-    auto next = found->second.upper_bound(offset);
-    if (next == found->second.end()) return std::nullopt;
+  std::optional<int64_t> NextKnown(int partition_id, int64_t offset) const {
+    const auto& log = partition_facts_[static_cast<size_t>(partition_id)].log;
+    auto next = log.upper_bound(offset);
+    if (next == log.end()) return std::nullopt;
     return next->first;
   }
 
@@ -260,8 +320,9 @@ class Checker {
   }
 
   // Compares offset `next` read after `last` by one reader: going back, or skipping a known one.
-  void CompareOrder(const HistoryEntry& entry, const TopicPartitionRef& partition, int64_t last,
-                    int64_t next, bool internal) {
+  void CompareOrder(const HistoryEntry& entry, int partition_id, int64_t last, int64_t next,
+                    bool internal) {
+    const TopicPartitionRef& partition = Ref(partition_id);
     const std::string prefix = internal ? "int-" : "";
     if (next <= last) {
       Report(absl::StrCat(prefix, "nonmonotonic-poll"),
@@ -271,7 +332,7 @@ class Checker {
              &entry, partition, next);
       return;
     }
-    std::optional<int64_t> between = NextKnown(partition, last);
+    std::optional<int64_t> between = NextKnown(partition_id, last);
     if (between.has_value() && *between < next) {
       Report(absl::StrCat(prefix, "poll-skip"),
              absl::StrCat(entry.process, " read ", Where(partition, next), " after offset ", last,
@@ -286,7 +347,7 @@ class Checker {
     for (const HistoryEntry& entry : entries_) {
       if (entry.type == OpType::kInvoke) continue;
       if (entry.function == OpFunction::kAssign) {
-        auto it = last_read.lower_bound(ReaderKey{entry.process, entry.incarnation, {}});
+        auto it = last_read.lower_bound(ReaderKey{entry.process, entry.incarnation, -1});
         while (it != last_read.end() && std::get<0>(it->first) == entry.process &&
                std::get<1>(it->first) == entry.incarnation) {
           it = last_read.erase(it);
@@ -294,19 +355,22 @@ class Checker {
         continue;
       }
       if (entry.function == OpFunction::kSeek) {
-        last_read.erase(ReaderKey{entry.process, entry.incarnation,
-                                  TopicPartitionRef{entry.topic, entry.partition}});
+        if (std::optional<int> id = FindPartitionId({entry.topic, entry.partition})) {
+          last_read.erase(ReaderKey{entry.process, entry.incarnation, *id});
+        }
         continue;
       }
       if (entry.function != OpFunction::kPoll || entry.records.empty()) continue;
-      const TopicPartitionRef partition{entry.topic, entry.partition};
-      const ReaderKey reader{entry.process, entry.incarnation, partition};
+      // BuildLogs gave every polled partition an id.
+      const int partition_id = *FindPartitionId({entry.topic, entry.partition});
+      const ReaderKey reader{entry.process, entry.incarnation, partition_id};
       auto last = last_read.find(reader);
       if (last != last_read.end()) {
-        CompareOrder(entry, partition, last->second, entry.records.front().offset, false);
+        CompareOrder(entry, partition_id, last->second, entry.records.front().offset, false);
       }
       for (size_t i = 1; i < entry.records.size(); ++i) {
-        CompareOrder(entry, partition, entry.records[i - 1].offset, entry.records[i].offset, true);
+        CompareOrder(entry, partition_id, entry.records[i - 1].offset, entry.records[i].offset,
+                     true);
       }
       last_read[reader] = entry.records.back().offset;
     }
@@ -321,20 +385,19 @@ class Checker {
       }
       const TopicPartitionRef partition{send->topic, completion->partition};
       const int64_t offset = completion->offset;
+      // BuildLogs gave the partition of every acknowledged send an id.
+      const int partition_id = *FindPartitionId(partition);
       const Seen* read = nullptr;
-      auto log = reads_.find(partition);
-      if (log != reads_.end()) {
-        auto at = log->second.find(offset);
-        if (at != log->second.end()) read = &at->second;
-      }
+      const auto& reads = partition_facts_[static_cast<size_t>(partition_id)].reads;
+      if (auto at = reads.find(offset); at != reads.end()) read = &at->second;
       const bool read_there = read != nullptr && read->Same(send->key, send->value);
-      if (!read_there && Covered(partition, offset)) {
+      if (!read_there && Covered(partition_id, offset)) {
         Report("lost-write",
                absl::StrCat(send->process, " sent ", Printable(send->value), " (entry ",
                             send->index, "), acknowledged at ", Where(partition, offset),
                             read == nullptr
                                 ? std::string(", but consumers read over that offset without it")
-                                : absl::StrCat(", but consumers read ", Printable(read->value),
+                                : absl::StrCat(", but consumers read ", Printable(*read->value),
                                                " there")),
                completion, partition, offset);
         continue;
@@ -359,7 +422,7 @@ class Checker {
         continue;
       }
       const TopicPartitionRef partition{send->topic, completion->partition};
-      const ReaderKey producer{send->process, send->incarnation, partition};
+      const ReaderKey producer{send->process, send->incarnation, *FindPartitionId(partition)};
       auto [last, fresh] = last_offset.try_emplace(producer, completion->offset, send);
       if (fresh) continue;
       if (completion->offset <= last->second.first) {
@@ -375,24 +438,29 @@ class Checker {
     }
   }
 
+  // Values placed at two or more offsets, reported in value order.
   void CheckDuplicates() {
-    for (const auto& [value, positions] : positions_) {
-      if (positions.size() < 2) continue;
+    std::sort(repeated_values_.begin(), repeated_values_.end());
+    for (absl::string_view value : repeated_values_) {
+      PositionList* positions = &positions_.find(value)->second;
       auto send = send_by_value_.find(value);
       if (send == send_by_value_.end() ||
           !options_.idempotent_processes.contains(send->second->process)) {
         continue;
       }
-      auto first = positions.begin();
-      auto second = std::next(first);
+      std::sort(positions->begin(), positions->end(), [this](const Position& a, const Position& b) {
+        return std::tie(Ref(a.partition_id), a.offset) < std::tie(Ref(b.partition_id), b.offset);
+      });
+      const Position& first = (*positions)[0];
+      const Position& second = (*positions)[1];
       Report("duplicate",
              absl::StrCat("value '", value, "' sent once by ", send->second->process, " is at ",
-                          Where(first->first.first, first->first.second), " and at ",
-                          Where(second->first.first, second->first.second),
-                          positions.size() > 2 ? absl::StrCat(" and ", positions.size() - 2,
-                                                              " more offsets")
-                                               : std::string()),
-             second->second, second->first.first, second->first.second);
+                          Where(Ref(first.partition_id), first.offset), " and at ",
+                          Where(Ref(second.partition_id), second.offset),
+                          positions->size() > 2
+                              ? absl::StrCat(" and ", positions->size() - 2, " more offsets")
+                              : std::string()),
+             second.entry, Ref(second.partition_id), second.offset);
     }
   }
 
@@ -413,18 +481,22 @@ class Checker {
   CheckReport report_;
   std::vector<Anomaly> collected_;
 
-  std::vector<const HistoryEntry*> sends_;  // invocations, in history order
-  std::map<int64_t, const HistoryEntry*> completions_;  // by invocation index
-  std::map<std::string, const HistoryEntry*> send_by_value_;
-  std::map<TopicPartitionRef, std::map<int64_t, Seen>> log_;
-  std::map<TopicPartitionRef, std::map<int64_t, Seen>> reads_;
-  std::set<std::pair<TopicPartitionRef, int64_t>> inconsistent_reported_;
-  std::map<std::string, std::map<std::pair<TopicPartitionRef, int64_t>, const HistoryEntry*>>
-      positions_;
-  std::set<std::string> values_read_;
-  // Open runs of reads (first and last offset) per reader, and the closed ones per partition.
+  using PositionList = absl::InlinedVector<Position, 1>;
+
+  std::vector<const HistoryEntry*> sends_;        // invocations, in history order
+  std::vector<const HistoryEntry*> completions_;  // by invocation index; null when none
+  // Lookups only (never iterated): the first send of each value.
+  absl::flat_hash_map<absl::string_view, const HistoryEntry*> send_by_value_;
+  std::map<TopicPartitionRef, int> partition_ids_;
+  std::vector<const TopicPartitionRef*> partition_refs_;  // by id
+  std::vector<PartitionFacts> partition_facts_;           // by id
+  std::set<std::pair<int, int64_t>> inconsistent_reported_;
+  // The distinct places of each value (lookups only), and the values with two or more.
+  absl::flat_hash_map<absl::string_view, PositionList> positions_;
+  std::vector<absl::string_view> repeated_values_;
+  absl::flat_hash_set<absl::string_view> values_read_;  // lookups only
+  // Open runs of reads (first and last offset) per reader; closed ones go to PartitionFacts.
   std::map<ReaderKey, std::pair<int64_t, int64_t>> runs_;
-  std::map<TopicPartitionRef, std::vector<std::pair<int64_t, int64_t>>> covered_;
 };
 
 }  // namespace

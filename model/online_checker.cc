@@ -47,9 +47,30 @@ void OnlineChecker::ObserveCommittedRecord(int64_t time_us, absl::string_view ob
                                            const TopicPartitionRef& partition, int64_t offset,
                                            const std::optional<std::string>& key,
                                            const std::optional<std::string>& value) {
-  auto [record, fresh] =
-      records_[partition].try_emplace(offset, Record{key, value, std::string(observer)});
-  if (fresh || (record->second.key == key && record->second.value == value)) return;
+  ObserveIn(records_[partition], time_us, observer, partition, offset, key, value);
+}
+
+void OnlineChecker::ObserveCommittedRecords(int64_t time_us, absl::string_view observer,
+                                            const TopicPartitionRef& partition,
+                                            const std::vector<PolledRecord>& records) {
+  if (records.empty()) return;
+  PartitionRecords& seen = records_[partition];
+  for (const PolledRecord& record : records) {
+    ObserveIn(seen, time_us, observer, partition, record.offset, record.key, record.value);
+  }
+}
+
+void OnlineChecker::ObserveIn(PartitionRecords& records, int64_t time_us,
+                              absl::string_view observer, const TopicPartitionRef& partition,
+                              int64_t offset, const std::optional<std::string>& key,
+                              const std::optional<std::string>& value) {
+  auto [record, fresh] = records.try_emplace(offset);
+  if (fresh) {
+    // Built only for a new offset: most observations are of offsets already seen.
+    record->second = Record{key, value, std::string(observer)};
+    return;
+  }
+  if (record->second.key == key && record->second.value == value) return;
   Report(Anomaly{.name = "committed-data-changed",
                  .detail = absl::StrCat(observer, " read key ", Printable(key), " value ",
                                         Printable(value), " at ", partition.topic, "-",

@@ -8,7 +8,7 @@
 // - committed-data-changed: data read at an offset (below the high watermark, so committed) never
 //   changes: a later read of the same offset must return the same key and value.
 // - leader-conflict: one partition leader epoch has one leader (for when replication exists).
-// Each observation costs O(log n).
+// Each observation costs O(log n) (a committed record: O(1) once its partition is found).
 #ifndef RUNNEL_MODEL_ONLINE_CHECKER_H_
 #define RUNNEL_MODEL_ONLINE_CHECKER_H_
 
@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "model/history.h"
 #include "model/kafka_checker.h"
@@ -37,6 +38,10 @@ class OnlineChecker {
                               const TopicPartitionRef& partition, int64_t offset,
                               const std::optional<std::string>& key,
                               const std::optional<std::string>& value);
+  // The same for every record of one poll of `partition`.
+  void ObserveCommittedRecords(int64_t time_us, absl::string_view observer,
+                               const TopicPartitionRef& partition,
+                               const std::vector<PolledRecord>& records);
   void ObserveLeader(int64_t time_us, const TopicPartitionRef& partition, int32_t leader_epoch,
                      int32_t leader_node);
 
@@ -52,7 +57,12 @@ class OnlineChecker {
   void Report(Anomaly anomaly);
 
   std::map<TopicPartitionRef, std::pair<int64_t, std::string>> high_watermarks_;
-  std::map<TopicPartitionRef, std::map<int64_t, Record>> records_;
+  using PartitionRecords = absl::flat_hash_map<int64_t, Record>;  // by offset; lookups only
+  void ObserveIn(PartitionRecords& records, int64_t time_us, absl::string_view observer,
+                 const TopicPartitionRef& partition, int64_t offset,
+                 const std::optional<std::string>& key, const std::optional<std::string>& value);
+
+  std::map<TopicPartitionRef, PartitionRecords> records_;
   std::map<std::pair<TopicPartitionRef, int32_t>, int32_t> leaders_;
   std::vector<Anomaly> anomalies_;
   uint64_t anomalies_not_kept_ = 0;

@@ -21,6 +21,7 @@ namespace runnel::model {
 namespace {
 
 const TopicPartitionRef kP0{"t", 0};
+const TopicPartitionRef kP1{"t", 1};
 
 // Builds histories with a running clock.
 class Builder {
@@ -262,6 +263,25 @@ TEST(OnlineCheckerTest, CommittedDataNeverChangesAndOneLeaderPerEpoch) {
   ASSERT_EQ(checker.anomalies().size(), 2u);
   EXPECT_EQ(checker.anomalies()[0].name, "committed-data-changed");
   EXPECT_EQ(checker.anomalies()[1].name, "leader-conflict");
+}
+
+// A poll's records are checked together: a repeated read of the same data passes, a changed key or
+// value at an offset read before is reported once, with the poll's time and observer, and the
+// changed data becomes what later reads are compared with.
+TEST(OnlineCheckerTest, PolledRecordsAreComparedWithEarlierReads) {
+  OnlineChecker checker;
+  checker.ObserveCommittedRecords(1, "c", kP0, {{3, "k", "a"}, {4, std::nullopt, "b"}});
+  checker.ObserveCommittedRecords(2, "d", kP0, {{4, std::nullopt, "b"}, {5, "k", std::nullopt}});
+  checker.ObserveCommittedRecords(3, "d", kP1, {{4, std::nullopt, "other partition"}});
+  EXPECT_TRUE(checker.anomalies().empty());
+  checker.ObserveCommittedRecords(4, "e", kP0, {{3, "k", "a"}, {4, "k", "b"}, {5, "k", std::nullopt}});
+  ASSERT_EQ(checker.anomalies().size(), 1u);
+  EXPECT_EQ(checker.anomalies()[0].name, "committed-data-changed");
+  EXPECT_EQ(checker.anomalies()[0].time_us, 4);
+  EXPECT_EQ(checker.anomalies()[0].process, "e");
+  EXPECT_EQ(checker.anomalies()[0].offset, 4);
+  checker.ObserveCommittedRecords(5, "c", kP0, {{4, "k", "b"}});
+  EXPECT_EQ(checker.anomalies().size(), 1u);
 }
 
 // Histories from a correct log: producers append to a list; consumers read it in order in random
