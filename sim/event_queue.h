@@ -38,11 +38,9 @@ class EventQueue {
   // Schedules `action` at `time_us`; returns the event's sequence number, unique per queue.
   uint64_t Push(int64_t time_us, int32_t node, uint64_t incarnation,
                 absl::AnyInvocable<void()> action) {
-    assert(heap_.size() < kPendingEventsMax);
     const uint64_t sequence = next_sequence_++;
-    heap_.push_back(Event{time_us, sequence, node, incarnation, std::move(action),
-                          static_cast<int64_t>(sequence)});
-    std::push_heap(heap_.begin(), heap_.end(), Later);
+    Insert(Event{time_us, sequence, node, incarnation, std::move(action),
+                 static_cast<int64_t>(sequence)});
     return sequence;
   }
 
@@ -51,7 +49,6 @@ class EventQueue {
   // Cancel made before or after still applies. Requeued batches pushed at the same time run the
   // later batch first; each batch keeps its own order.
   void Requeue(int64_t time_us, std::vector<Event> events) {
-    assert(heap_.size() + events.size() <= kPendingEventsMax);
     // Ranks below zero never collide with a sequence number (those start at 1).
     const int64_t count = static_cast<int64_t>(events.size());
     next_requeue_rank_ -= count;
@@ -60,8 +57,7 @@ class EventQueue {
       assert(event.time_us <= time_us);
       event.time_us = time_us;
       event.rank = rank++;
-      heap_.push_back(std::move(event));
-      std::push_heap(heap_.begin(), heap_.end(), Later);
+      Insert(std::move(event));
     }
   }
 
@@ -72,15 +68,15 @@ class EventQueue {
   // `time_us_max`; false when there is none that early. Cancelled events met on the way are dropped.
   bool PopDue(int64_t time_us_max, Event* event) {
     while (!heap_.empty()) {
-      if (!cancelled_.empty() && cancelled_.erase(heap_.front().sequence) > 0) {
-        std::pop_heap(heap_.begin(), heap_.end(), Later);
-        heap_.pop_back();
+      const Entry front = heap_.front();
+      Event& stored = slab_[front.slot];
+      if (!cancelled_.empty() && cancelled_.erase(stored.sequence) > 0) {
+        RemoveFront();
         continue;
       }
-      if (heap_.front().time_us > time_us_max) return false;
-      std::pop_heap(heap_.begin(), heap_.end(), Later);
-      *event = std::move(heap_.back());
-      heap_.pop_back();
+      if (front.time_us > time_us_max) return false;
+      *event = std::move(stored);
+      RemoveFront();
       return true;
     }
     return false;
@@ -93,13 +89,51 @@ class EventQueue {
   size_t size() const { return heap_.size(); }
 
  private:
-  // std::*_heap keeps the greatest element first, so "greater" here means "runs later".
-  static bool Later(const Event& a, const Event& b) {
-    if (a.time_us != b.time_us) return a.time_us > b.time_us;
-    return a.rank > b.rank;
+  // The heap holds only what orders events and where each one's body is in slab_, so that
+  // sifting moves 24 plain bytes rather than an Event and its callable.
+  struct Entry {
+    int64_t time_us;
+    int64_t rank;
+    uint32_t slot;
+  };
+  // std::*_heap keeps the greatest element first, so "greater" here means "runs later". (time,
+  // rank) is unique per pending event, so the slot never decides the order.
+  struct Later {
+    bool operator()(const Entry& a, const Entry& b) const {
+      if (a.time_us != b.time_us) return a.time_us > b.time_us;
+      return a.rank > b.rank;
+    }
+  };
+
+  void Insert(Event event) {
+    assert(heap_.size() < kPendingEventsMax);
+    uint32_t slot;
+    if (free_slots_.empty()) {
+      slot = static_cast<uint32_t>(slab_.size());
+      slab_.push_back(std::move(event));
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+      slab_[slot] = std::move(event);
+    }
+    heap_.push_back(Entry{slab_[slot].time_us, slab_[slot].rank, slot});
+    std::push_heap(heap_.begin(), heap_.end(), Later{});
   }
 
-  std::vector<Event> heap_;
+  // Drops the heap's first entry and frees its slot (whose event was moved out or is cancelled).
+  void RemoveFront() {
+    const uint32_t slot = heap_.front().slot;
+    slab_[slot].action = nullptr;
+    free_slots_.push_back(slot);
+    std::pop_heap(heap_.begin(), heap_.end(), Later{});
+    heap_.pop_back();
+  }
+
+  std::vector<Entry> heap_;
+  // Bodies of pending events, by slot; freed slots are reused (free_slots_) so that the slab
+  // stays as large as the most events ever pending at once.
+  std::vector<Event> slab_;
+  std::vector<uint32_t> free_slots_;
   uint64_t next_sequence_ = 1;
   // Ranks handed to requeued events count down from -1.
   int64_t next_requeue_rank_ = 0;

@@ -663,7 +663,7 @@ GroupWorld::GroupWorld(GroupWorldOptions options)
   shared_->on_member_failed = [this](int member, uint64_t incarnation, const absl::Status& error) {
     OnMemberFailed(member, incarnation, error);
   };
-  simulator_.SetAfterEventHook([this] {
+  simulator_.SetAfterEventHook([this](NodeId) {
     history_->CheckOnline();
     CheckCoordinator();
   });

@@ -423,9 +423,8 @@ class ConsumerProgram final : public ClientProgram {
     const model::TopicPartitionRef partition = Ref(fetched.partition);
     for (const client::ConsumerRecord& record : fetched.records) {
       records.push_back(model::PolledRecord{record.offset, record.key, record.value});
-      shared_->online.ObserveCommittedRecord(shared_->NowUs(), process_, partition, record.offset,
-                                             record.key, record.value);
     }
+    shared_->online.ObserveCommittedRecords(shared_->NowUs(), process_, partition, records);
     processed_[fetched.partition] = fetched.next_offset;
     shared_->history.Poll(shared_->NowUs(), process_, incarnation_, partition, std::move(records),
                           fetched.high_watermark);
@@ -642,7 +641,8 @@ class ScenarioWorld::Runner {
       absl::Status opened = trace.OpenFile(options_.trace_path, header);
       if (!opened.ok()) WorldAnomaly("trace-file", std::string(opened.message()));
     }
-    simulator_.SetAfterEventHook([this] { SampleHighWatermarks(); });
+    simulator_.SetAfterEventHook([this](NodeId event_node) { SampleHighWatermarks(event_node); });
+    high_watermarks_seen_.assign(brokers_.size(), {});
     for (NodeId node : brokers_) simulator_.StartNode(node);
     for (const auto& [node, start_us] : start_us_) {
       const NodeId id = node;
@@ -729,19 +729,30 @@ class ScenarioWorld::Runner {
     world_anomalies_.push_back(std::move(anomaly));
   }
 
-  // The online check of the broker's high watermarks, after every event.
-  void SampleHighWatermarks() {
-    for (NodeId node : brokers_) {
+  // The online check of the brokers' high watermarks, after every event that can move one: an
+  // event of a broker node or of the simulator itself (faults, starts). A client's event changes no
+  // broker state. Each broker's values are handed to the checker only when they changed since it
+  // last saw them: an unchanged value was already checked when it was new.
+  void SampleHighWatermarks(NodeId event_node) {
+    if (event_node >= 0 && !IsBroker(event_node)) return;
+    for (size_t b = 0; b < brokers_.size(); ++b) {
+      const NodeId node = brokers_[b];
       server::BrokerNode* broker = ServingBroker(node);
       if (broker == nullptr) continue;
+      std::vector<int64_t>& last_seen = high_watermarks_seen_[b];
+      size_t slot = 0;
       for (const auto& [topic, count] : shared_.partition_counts) {
-        for (int32_t partition = 0; partition < count; ++partition) {
+        for (int32_t partition = 0; partition < count; ++partition, ++slot) {
           const storage::PartitionLog* log = broker->topics().Find(topic, partition);
           // A failed log is not served (ServableError), so it exposes no high watermark.
           if (log == nullptr || server::ServableError(*log).has_value()) continue;
+          const int64_t high_watermark = server::HighWatermark(*log);
+          if (slot >= last_seen.size()) last_seen.resize(slot + 1, kNoHighWatermarkSeen);
+          if (last_seen[slot] == high_watermark) continue;
+          last_seen[slot] = high_watermark;
           shared_.online.ObserveHighWatermark(simulator_.NowUs(), simulator_.NodeName(node),
                                               model::TopicPartitionRef{topic, partition},
-                                              server::HighWatermark(*log));
+                                              high_watermark);
         }
       }
     }
@@ -1441,6 +1452,10 @@ class ScenarioWorld::Runner {
   uint64_t mix_total_weight_ = 0;
 
   std::vector<model::Anomaly> world_anomalies_;
+  // By broker (brokers_' order), then by partition in shared_.partition_counts' order: the high
+  // watermark last handed to the online checker (SampleHighWatermarks).
+  static constexpr int64_t kNoHighWatermarkSeen = -1;
+  std::vector<std::vector<int64_t>> high_watermarks_seen_;
 };
 
 ScenarioWorld::ScenarioWorld(scenario::Scenario scenario, ScenarioRunOptions options)

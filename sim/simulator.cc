@@ -214,7 +214,7 @@ bool Simulator::RunNextEvent(int64_t deadline_us) {
     }
     ++events_processed_;
     event.action();
-    if (after_event_hook_) after_event_hook_();
+    if (after_event_hook_) after_event_hook_(event.node);
     return true;
   }
   return false;

@@ -133,8 +133,11 @@ class Simulator final : public SimContext {
   bool RunUntilCondition(const std::function<bool()>& done, int64_t deadline_us);
 
   // Runs after every event the simulator processes (not after skipped or held ones), for checks of
-  // invariants online. The hook must not schedule, step or inject faults; it observes.
-  void SetAfterEventHook(std::function<void()> hook) { after_event_hook_ = std::move(hook); }
+  // invariants online, with the node the event ran on (-1 for the simulator's own events, such as
+  // faults and node starts), so that a check of one node's state can skip other nodes' events. The
+  // hook must not schedule, step or inject faults; it observes.
+  using AfterEventHook = std::function<void(NodeId event_node)>;
+  void SetAfterEventHook(AfterEventHook hook) { after_event_hook_ = std::move(hook); }
 
   uint64_t seed() const { return options_.seed; }
   uint64_t events_processed() const { return events_processed_; }
@@ -185,7 +188,7 @@ class Simulator final : public SimContext {
   BuggifyRegistry buggify_;
   SimNetwork network_;
   std::vector<std::unique_ptr<Node>> nodes_;
-  std::function<void()> after_event_hook_;
+  AfterEventHook after_event_hook_;
 };
 
 }  // namespace runnel::sim

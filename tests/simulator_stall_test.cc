@@ -338,7 +338,7 @@ TEST(SimulatorStallTest, AfterEventHookSeesProcessedEventsOnly) {
         &simulator);
   });
   uint64_t hook_calls = 0;
-  simulator.SetAfterEventHook([&] { ++hook_calls; });
+  simulator.SetAfterEventHook([&](NodeId) { ++hook_calls; });
   simulator.StartNode(node);
   simulator.StallNode(node);
   simulator.Schedule(15'000, [] {});
