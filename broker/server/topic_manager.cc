@@ -682,9 +682,9 @@ void TopicManager::FinishRemoval(const std::string& name, TopicId id) {
 // Lookups.
 
 storage::PartitionLog* TopicManager::Find(absl::string_view topic, int32_t partition) const {
-  const PartitionInfo* info = image_.FindPartition(topic, partition);
-  if (info == nullptr) return nullptr;
-  const TopicId id = image_.FindTopic(topic)->id;
+  const TopicInfo* info = image_.FindTopic(topic);
+  if (info == nullptr || partition < 0 || partition >= info->partition_count()) return nullptr;
+  const TopicId& id = info->id;
   for (const auto* topics : {&live_, &deleting_}) {
     auto it = topics->find(topic);
     if (it != topics->end() && it->second.id == id) {

@@ -274,7 +274,9 @@ absl::StatusOr<std::string> Lz4Compress(absl::string_view data) {
   return out;
 }
 
-// Owns an LZ4F decompression context, so that every return path frees it.
+// A reusable LZ4F decompression context. Creating one, and the block buffers LZ4F allocates on
+// its first frame, costs more than decompressing a small batch, so each thread keeps one
+// (Lz4Context()) and resets it before every use: nothing of one call reaches the next.
 class Lz4Decompressor {
  public:
   Lz4Decompressor() {
@@ -286,17 +288,28 @@ class Lz4Decompressor {
   Lz4Decompressor(const Lz4Decompressor&) = delete;
   Lz4Decompressor& operator=(const Lz4Decompressor&) = delete;
 
-  LZ4F_dctx* context() const { return context_; }
+  // The context, fresh (as if just created), or nullptr when it could not be created.
+  LZ4F_dctx* Fresh() {
+    if (context_ != nullptr) LZ4F_resetDecompressionContext(context_);
+    return context_;
+  }
 
  private:
   LZ4F_dctx* context_ = nullptr;
 };
 
+// Per thread, not shared: the broker and clients are single-threaded per Env, and a thread of
+// a real-I/O program never decompresses for two callers at once (Decompress runs to completion).
+LZ4F_dctx* Lz4Context() {
+  thread_local Lz4Decompressor decompressor;
+  return decompressor.Fresh();
+}
+
 absl::StatusOr<std::string> Lz4Decompress(absl::string_view data, size_t output_bytes_max) {
   constexpr absl::string_view kCodec = "lz4";
   if (data.empty()) return Malformed(kCodec, "empty input");
-  Lz4Decompressor decompressor;
-  if (decompressor.context() == nullptr) return absl::ResourceExhaustedError("lz4: no context");
+  LZ4F_dctx* const context = Lz4Context();
+  if (context == nullptr) return absl::ResourceExhaustedError("lz4: no context");
   BoundedOutput output(output_bytes_max, data.size());
   absl::string_view rest = data;
   // LZ4F_decompress's hint: 0 once a frame has ended, else how much more input it wants.
@@ -307,8 +320,8 @@ absl::StatusOr<std::string> Lz4Decompress(absl::string_view data, size_t output_
     if (room_bytes == 0) return TooLarge(kCodec, output_bytes_max);
     size_t produced_bytes = room_bytes;
     size_t consumed_bytes = rest.size();
-    const size_t result = LZ4F_decompress(decompressor.context(), room.data, &produced_bytes,
-                                          rest.data(), &consumed_bytes, nullptr);
+    const size_t result = LZ4F_decompress(context, room.data, &produced_bytes, rest.data(),
+                                          &consumed_bytes, nullptr);
     if (LZ4F_isError(result)) return Malformed(kCodec, LZ4F_getErrorName(result));
     output.Commit(produced_bytes);
     rest.remove_prefix(consumed_bytes);
@@ -329,10 +342,23 @@ absl::StatusOr<std::string> Lz4Decompress(absl::string_view data, size_t output_
 
 // --- zstd ---
 
+// A reusable zstd compression context, per thread (ZSTD_compress would create and free one of
+// several hundred KiB for every batch). ZSTD_compressCCtx starts every call afresh.
+ZSTD_CCtx* ZstdCompressionContext() {
+  struct Owner {
+    ZSTD_CCtx* context = ZSTD_createCCtx();
+    ~Owner() { ZSTD_freeCCtx(context); }
+  };
+  thread_local Owner owner;
+  return owner.context;
+}
+
 absl::StatusOr<std::string> ZstdCompress(absl::string_view data) {
+  ZSTD_CCtx* const context = ZstdCompressionContext();
+  if (context == nullptr) return absl::ResourceExhaustedError("zstd compression: no context");
   std::string out(ZSTD_compressBound(data.size()), '\0');
-  const size_t result =
-      ZSTD_compress(out.data(), out.size(), data.data(), data.size(), ZSTD_CLEVEL_DEFAULT);
+  const size_t result = ZSTD_compressCCtx(context, out.data(), out.size(), data.data(),
+                                          data.size(), ZSTD_CLEVEL_DEFAULT);
   if (ZSTD_isError(result)) {
     return absl::InternalError(absl::StrCat("zstd compression: ", ZSTD_getErrorName(result)));
   }
@@ -340,30 +366,42 @@ absl::StatusOr<std::string> ZstdCompress(absl::string_view data) {
   return out;
 }
 
-// Owns a zstd decompression context, so that every return path frees it.
+// A reusable zstd decompression context, kept per thread for the same reason as Lz4Context's
+// (a zstd context is over 100 KiB) and reset before every use; its one parameter, the window
+// limit, is set once and survives a session reset.
 class ZstdDecompressor {
  public:
-  ZstdDecompressor() : context_(ZSTD_createDCtx()) {}
+  ZstdDecompressor() : context_(ZSTD_createDCtx()) {
+    if (context_ != nullptr &&
+        ZSTD_isError(ZSTD_DCtx_setParameter(context_, ZSTD_d_windowLogMax, kZstdWindowLogMax))) {
+      ZSTD_freeDCtx(context_);
+      context_ = nullptr;
+    }
+  }
   ~ZstdDecompressor() { ZSTD_freeDCtx(context_); }  // Accepts nullptr.
   ZstdDecompressor(const ZstdDecompressor&) = delete;
   ZstdDecompressor& operator=(const ZstdDecompressor&) = delete;
 
-  ZSTD_DCtx* context() const { return context_; }
+  // The context with no frame in progress, or nullptr when it could not be created.
+  ZSTD_DCtx* Fresh() {
+    if (context_ != nullptr) ZSTD_DCtx_reset(context_, ZSTD_reset_session_only);
+    return context_;
+  }
 
  private:
   ZSTD_DCtx* context_;
 };
 
+ZSTD_DCtx* ZstdContext() {
+  thread_local ZstdDecompressor decompressor;
+  return decompressor.Fresh();
+}
+
 absl::StatusOr<std::string> ZstdDecompress(absl::string_view data, size_t output_bytes_max) {
   constexpr absl::string_view kCodec = "zstd";
   if (data.empty()) return Malformed(kCodec, "empty input");
-  ZstdDecompressor decompressor;
-  if (decompressor.context() == nullptr) return absl::ResourceExhaustedError("zstd: no context");
-  const size_t set_result =
-      ZSTD_DCtx_setParameter(decompressor.context(), ZSTD_d_windowLogMax, kZstdWindowLogMax);
-  if (ZSTD_isError(set_result)) {
-    return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(set_result)));
-  }
+  ZSTD_DCtx* const context = ZstdContext();
+  if (context == nullptr) return absl::ResourceExhaustedError("zstd: no context");
   BoundedOutput output(output_bytes_max, data.size());
   ZSTD_inBuffer input{data.data(), data.size(), 0};
   // ZSTD_decompressStream's result: 0 once a frame has ended and been flushed.
@@ -374,7 +412,7 @@ absl::StatusOr<std::string> ZstdDecompress(absl::string_view data, size_t output
     if (room_bytes == 0) return TooLarge(kCodec, output_bytes_max);
     ZSTD_outBuffer out_buffer{room.data, room_bytes, 0};
     const size_t input_position_before = input.pos;
-    const size_t result = ZSTD_decompressStream(decompressor.context(), &out_buffer, &input);
+    const size_t result = ZSTD_decompressStream(context, &out_buffer, &input);
     if (ZSTD_isError(result)) return Malformed(kCodec, ZSTD_getErrorName(result));
     output.Commit(out_buffer.pos);
     if (output.exceeded()) return TooLarge(kCodec, output_bytes_max);
