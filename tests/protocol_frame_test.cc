@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "broker/common/big_endian.h"
 #include "gtest/gtest.h"
 
 namespace runnel::protocol {
@@ -27,6 +28,26 @@ std::string Frame(absl::string_view body) {
                              static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size)});
   frame.append(body.data(), body.size());
   return frame;
+}
+
+// Network byte order for every width and sign, against hand-written bytes, unaligned too.
+TEST(BigEndianTest, EncodesAndDecodesNetworkOrder) {
+  std::string out;
+  AppendBigEndian<int8_t>(out, -2);
+  AppendBigEndian<int16_t>(out, 0x0102);
+  AppendBigEndian<int32_t>(out, -2);
+  AppendBigEndian<uint32_t>(out, 0x0a0b0c0du);
+  AppendBigEndian<int64_t>(out, 0x0102030405060708);
+  EXPECT_EQ(out, std::string("\xfe\x01\x02\xff\xff\xff\xfe\x0a\x0b\x0c\x0d"
+                             "\x01\x02\x03\x04\x05\x06\x07\x08", 19));
+  EXPECT_EQ(LoadBigEndian<int8_t>(out.data()), -2);
+  EXPECT_EQ(LoadBigEndian<int16_t>(out.data() + 1), 0x0102);
+  EXPECT_EQ(LoadBigEndian<int32_t>(out.data() + 3), -2);
+  EXPECT_EQ(LoadBigEndian<uint32_t>(out.data() + 7), 0x0a0b0c0du);
+  EXPECT_EQ(LoadBigEndian<int64_t>(out.data() + 11), 0x0102030405060708);
+  StoreBigEndian<int16_t>(out.data() + 1, -1);
+  EXPECT_EQ(LoadBigEndian<uint16_t>(out.data() + 1), 0xffff);
+  EXPECT_EQ(out.substr(3, 4), std::string("\xff\xff\xff\xfe", 4));
 }
 
 TEST(SplitFrameTest, NeedsTheWholePrefixAndBody) {

@@ -2,22 +2,42 @@
 #ifndef RUNNEL_BROKER_COMMON_BIG_ENDIAN_H_
 #define RUNNEL_BROKER_COMMON_BIG_ENDIAN_H_
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
 namespace runnel {
 
+namespace big_endian_internal {
+
+// `bits` with its bytes reversed on a little-endian machine, unchanged on a big-endian one: the
+// conversion between host and network order, which compilers turn into one instruction.
+template <typename U>
+inline U HostToNetwork(U bits) {
+  static_assert(std::is_unsigned_v<U>);
+  if constexpr (std::endian::native == std::endian::big || sizeof(U) == 1) {
+    return bits;
+  } else if constexpr (sizeof(U) == 2) {
+    return __builtin_bswap16(bits);
+  } else if constexpr (sizeof(U) == 4) {
+    return __builtin_bswap32(bits);
+  } else {
+    static_assert(sizeof(U) == 8);
+    return __builtin_bswap64(bits);
+  }
+}
+
+}  // namespace big_endian_internal
+
 template <typename T>
 inline void AppendBigEndian(std::string& out, T value) {
   static_assert(std::is_integral_v<T>);
   using U = std::make_unsigned_t<T>;
-  U bits = static_cast<U>(value);
+  const U bits = big_endian_internal::HostToNetwork(static_cast<U>(value));
   char bytes[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    bytes[sizeof(T) - 1 - i] = static_cast<char>(bits & 0xff);
-    bits = static_cast<U>(bits >> 8);
-  }
+  std::memcpy(bytes, &bits, sizeof(T));
   out.append(bytes, sizeof(T));
 }
 
@@ -26,11 +46,8 @@ template <typename T>
 inline void StoreBigEndian(char* destination, T value) {
   static_assert(std::is_integral_v<T>);
   using U = std::make_unsigned_t<T>;
-  U bits = static_cast<U>(value);
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    destination[sizeof(T) - 1 - i] = static_cast<char>(bits & 0xff);
-    bits = static_cast<U>(bits >> 8);
-  }
+  const U bits = big_endian_internal::HostToNetwork(static_cast<U>(value));
+  std::memcpy(destination, &bits, sizeof(T));
 }
 
 // Reads a T from the first sizeof(T) bytes at `data`; the caller guarantees they exist.
@@ -38,11 +55,9 @@ template <typename T>
 inline T LoadBigEndian(const char* data) {
   static_assert(std::is_integral_v<T>);
   using U = std::make_unsigned_t<T>;
-  U bits = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    bits = static_cast<U>((bits << 8) | static_cast<unsigned char>(data[i]));
-  }
-  return static_cast<T>(bits);
+  U bits;
+  std::memcpy(&bits, data, sizeof(T));
+  return static_cast<T>(big_endian_internal::HostToNetwork(bits));
 }
 
 }  // namespace runnel
