@@ -62,7 +62,18 @@ class EventQueue {
   }
 
   // Marks a pending event so that it is skipped. The caller must know it is still pending.
-  void Cancel(uint64_t sequence) { cancelled_.insert(sequence); }
+  void Cancel(uint64_t sequence) {
+    cancelled_.insert(sequence);
+    // A cancelled event stays in the heap until it reaches the front, and most timers are cancelled
+    // long before they are due (a request's timeout, when its answer comes), so they would pile up
+    // and deepen every sift. When they may make up half the heap, they are all dropped at once:
+    // amortized O(1) per Cancel, since a drop needs as many Cancels after the last one as half the
+    // heap. (Cancelled events a stalled node holds are not in the heap, and stay cancelled.)
+    ++cancelled_since_drop_;
+    if (cancelled_since_drop_ >= kDropCancelledMin && cancelled_since_drop_ * 2 >= heap_.size()) {
+      DropCancelled();
+    }
+  }
 
   // Removes the earliest live (not cancelled) event into `event` if it is due at or before
   // `time_us_max`; false when there is none that early. Cancelled events met on the way are dropped.
@@ -120,6 +131,24 @@ class EventQueue {
     std::push_heap(heap_.begin(), heap_.end(), Later{});
   }
 
+  // Removes every cancelled event from the heap and rebuilds it. The order of what remains is
+  // unchanged: (time, rank) alone decides it.
+  void DropCancelled() {
+    size_t kept = 0;
+    for (const Entry& entry : heap_) {
+      Event& stored = slab_[entry.slot];
+      if (cancelled_.erase(stored.sequence) > 0) {
+        stored.action = nullptr;
+        free_slots_.push_back(entry.slot);
+        continue;
+      }
+      heap_[kept++] = entry;
+    }
+    heap_.resize(kept);
+    std::make_heap(heap_.begin(), heap_.end(), Later{});
+    cancelled_since_drop_ = 0;
+  }
+
   // Drops the heap's first entry and frees its slot (whose event was moved out or is cancelled).
   void RemoveFront() {
     const uint32_t slot = heap_.front().slot;
@@ -139,6 +168,10 @@ class EventQueue {
   int64_t next_requeue_rank_ = 0;
   // Looked up by sequence only, never iterated: its order cannot reach anything.
   absl::flat_hash_set<uint64_t> cancelled_;
+  // Cancelled events are dropped from the heap in one pass once at least this many wait there.
+  static constexpr size_t kDropCancelledMin = 256;
+  // Cancels since the last DropCancelled.
+  size_t cancelled_since_drop_ = 0;
 };
 
 }  // namespace runnel::sim

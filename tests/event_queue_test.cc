@@ -4,8 +4,10 @@
 // rule predicts.
 #include "sim/event_queue.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker/env/random.h"
@@ -178,6 +180,32 @@ TEST(EventQueueTest, ActionsCanPushMoreEvents) {
   queue.Push(1, -1, 0, [&log] { log.push_back("second at 1"); });
   Drain(queue);
   EXPECT_EQ(log, (std::vector<std::string>{"owned", "second at 1", "pushed at 1"}));
+}
+
+// Timers cancelled long before they are due do not pile up: once they may make up half the
+// queue they are dropped, so size() stays near the live count, and the live events (pushed and
+// cancelled in a random interleaving, some at equal times) still pop in (time, sequence) order.
+TEST(EventQueueTest, CancelledEventsAreDroppedAndOrderKept) {
+  EventQueue queue;
+  Random random(7);
+  std::vector<std::pair<int64_t, uint64_t>> live;  // (time, sequence)
+  std::vector<std::pair<int64_t, uint64_t>> popped;
+  size_t size_max = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    // A far-away timeout, cancelled at once, as a request's timeout is when its answer comes.
+    const uint64_t timeout = queue.Push(1'000'000 + i, -1, 0, [] {});
+    queue.Cancel(timeout);
+    if (i % 10 == 0) {
+      const int64_t time = static_cast<int64_t>(random.Below(500));
+      live.emplace_back(time, queue.Push(time, -1, 0, [] {}));
+    }
+    size_max = std::max(size_max, queue.size());
+  }
+  EXPECT_LT(size_max, 2 * live.size() + 600);
+  EventQueue::Event event;
+  while (queue.Pop(&event)) popped.emplace_back(event.time_us, event.sequence);
+  std::sort(live.begin(), live.end());
+  EXPECT_EQ(popped, live);
 }
 
 }  // namespace
