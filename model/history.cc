@@ -1,5 +1,6 @@
 #include "model/history.h"
 
+#include <algorithm>
 #include <cassert>
 #include <exception>
 #include <utility>
@@ -235,6 +236,8 @@ const char* OpTypeName(OpType type) { return kTypeNames[static_cast<int>(type)];
 const char* OpFunctionName(OpFunction function) {
   return kFunctionNames[static_cast<int>(function)];
 }
+
+void History::Reserve(size_t entries) { entries_.reserve(std::min(entries, kEntriesMax)); }
 
 HistoryEntry* History::Append(HistoryEntry entry) {
   if (entries_.size() >= kEntriesMax) {

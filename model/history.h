@@ -131,6 +131,10 @@ class History {
                        std::vector<CommittedOffset> offsets);
   void CompleteCommit(int64_t time_us, int64_t invocation, OpType outcome, absl::string_view error);
 
+  // Makes room for about `entries` entries (at most kEntriesMax), so that a history whose size can
+  // be foreseen is not moved as it grows. Only capacity changes.
+  void Reserve(size_t entries);
+
   const std::vector<HistoryEntry>& entries() const { return entries_; }
   // True when entries were refused because the history reached kEntriesMax.
   bool truncated() const { return truncated_; }

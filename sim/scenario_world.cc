@@ -32,6 +32,9 @@ constexpr int64_t kTopicSetupRetryUs = 200'000;
 constexpr int32_t kFetchMaxWaitMs = 100;
 // Anomalies the world itself finds (beyond the checkers') kept at most.
 constexpr size_t kWorldAnomaliesMax = 100;
+// The most history entries reserved ahead of a run (about 90 MiB of address space, touched only as
+// the run fills it).
+constexpr size_t kHistoryReserveMax = size_t{1} << 18;
 // The most keys a producer draws from (the zipf table holds one weight per key).
 constexpr int32_t kKeyCountMax = 1'000'000;
 
@@ -625,7 +628,22 @@ class ScenarioWorld::Runner {
         if (spec.active().stop_ms() > 0) stop_us_[node] = spec.active().stop_ms() * kUsPerMs;
       }
     }
+    ReserveHistory(scenario);
     DrawFaultMix();
+  }
+
+  // Sizes the history for the run ahead: two entries per send, and two per poll, at most one poll
+  // per record per consumer spec (a group reads each record about once; so does each assigned
+  // consumer). An estimate: the history grows past it if it must.
+  void ReserveHistory(const scenario::Scenario& scenario) {
+    double sends_per_s = 0;
+    for (const scenario::Producer& spec : scenario.producers()) {
+      sends_per_s += spec.count() * spec.rate_per_s();
+    }
+    const double run_s = static_cast<double>(scenario.run().duration_ms()) / 1000.0;
+    const double entries = run_s * sends_per_s * (2.0 + 2.0 * scenario.consumers_size());
+    shared_.history.Reserve(
+        static_cast<size_t>(std::clamp(entries, 0.0, static_cast<double>(kHistoryReserveMax))));
   }
 
   ScenarioResult Run() {
