@@ -31,6 +31,7 @@
 #include "broker/env/posix/event_loop.h"
 #include "broker/env/posix/posix_env.h"
 #include "broker/storage/log_checkpoint.h"
+#include "broker/storage/log_index.h"
 #include "broker/storage/record_batch.h"
 #include "broker/storage/segment.h"
 #include "gmock/gmock.h"
@@ -291,6 +292,53 @@ std::string Stored(std::string batch, int64_t base, int32_t epoch) {
 
 // Appends enough batches to fill many small segments and reads every one back: offsets are
 // assigned densely, the leader epoch is stamped, each batch comes back byte for byte as stored.
+// A read at an offset among the last batches starts at that batch exactly, where the sparse index
+// alone would start at its last entry, up to an interval earlier; older offsets, and offsets after
+// a trim until batches are counted again, fall back to the index.
+TEST(SegmentIndexTest, ReadsOfRecentBatchesStartAtTheirBatch) {
+  constexpr uint32_t kIntervalBytes = 4096;
+  constexpr int kBatches = 200;
+  SegmentIndex index(1000);
+  std::vector<uint64_t> positions;
+  auto add = [&](int i) {
+    BatchHeader header;
+    header.base_offset = 1000 + 2 * i;  // two records per batch
+    header.last_offset_delta = 1;
+    header.batch_length = 100;
+    positions.push_back(index.size_bytes());
+    index.AddBatch(header, index.size_bytes(), kIntervalBytes);
+  };
+  for (int i = 0; i < kBatches; ++i) add(i);
+  const int recent = kBatches - 5;
+  for (int64_t offset : {int64_t{1000} + 2 * recent, int64_t{1000} + 2 * recent + 1}) {
+    const ScanStart start = index.LookupForRead(offset);
+    EXPECT_TRUE(start.exact);
+    EXPECT_EQ(start.base_offset, 1000 + 2 * recent);
+    EXPECT_EQ(start.position, positions[recent]);
+    EXPECT_LT(index.Lookup(offset).position, start.position);
+  }
+  const int old = 10;
+  const ScanStart from_index = index.Lookup(1000 + 2 * old);
+  const ScanStart for_read = index.LookupForRead(1000 + 2 * old);
+  EXPECT_EQ(for_read.position, from_index.position);
+  EXPECT_EQ(for_read.base_offset, from_index.base_offset);
+  // Past the end there is no batch to start at.
+  EXPECT_EQ(index.LookupForRead(1000 + 2 * kBatches).position,
+            index.Lookup(1000 + 2 * kBatches).position);
+
+  // Trim to batch 150: what the index knew of later batches is gone until they are replayed.
+  const uint64_t replay_from = index.TrimTo(1000 + 2 * 150);
+  EXPECT_EQ(index.LookupForRead(1000 + 2 * 149).position, index.Lookup(1000 + 2 * 149).position);
+  const auto first_replayed = std::find(positions.begin(), positions.end(), replay_from);
+  ASSERT_NE(first_replayed, positions.end());
+  positions.resize(static_cast<size_t>(first_replayed - positions.begin()));
+  for (int i = static_cast<int>(positions.size()); i < 150; ++i) add(i);
+  EXPECT_EQ(index.end_offset(), 1000 + 2 * 150);
+  const ScanStart after = index.LookupForRead(1000 + 2 * 149);
+  EXPECT_TRUE(after.exact);
+  EXPECT_EQ(after.position, positions[149]);
+}
+
 TEST_F(SimLogTest, AppendAndReadAcrossManySegments) {
   LogConfig config;
   config.segment_bytes = 2000;

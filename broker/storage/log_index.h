@@ -27,6 +27,7 @@
 #define RUNNEL_BROKER_STORAGE_LOG_INDEX_H_
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -169,6 +170,9 @@ class SegmentIndex {
       }
       bytes_since_entry_ = 0;
     }
+    recent_[recent_next_] = RecentBatch{header.base_offset, position};
+    recent_next_ = (recent_next_ + 1) % kRecentBatches;
+    recent_count_ = std::min(recent_count_ + 1, kRecentBatches);
     bytes_since_entry_ += header.total_bytes();
     size_bytes_ = position + header.total_bytes();
     end_offset_ = header.last_offset() + 1;
@@ -204,6 +208,19 @@ class SegmentIndex {
     return ScanStart{it->position, base_offset_ + it->relative_offset, true};
   }
 
+  // Lookup for a read, which also knows where each of the last kRecentBatches batches starts: a
+  // consumer at the end of the log asks for offsets there, and then starts at its batch (exact)
+  // rather than scanning up to an interval of batches from the last index entry.
+  ScanStart LookupForRead(int64_t offset) const {
+    if (recent_count_ > 0 && offset < end_offset_) {
+      for (size_t i = 1; i <= recent_count_; ++i) {
+        const RecentBatch& batch = recent_[(recent_next_ + kRecentBatches - i) % kRecentBatches];
+        if (batch.base_offset <= offset) return ScanStart{batch.position, batch.base_offset, true};
+      }
+    }
+    return Lookup(offset);
+  }
+
   // The offset of the last time-index entry whose timestamp is below `timestamp_ms`: every batch up
   // to and including the one there has a max timestamp below it. nullopt when there is none.
   std::optional<int64_t> LastOffsetBelow(int64_t timestamp_ms) const {
@@ -230,6 +247,7 @@ class SegmentIndex {
     max_timestamp_ = time_entries_.empty() ? kNoTimestamp : time_entries_.back().timestamp_ms;
     bytes_since_entry_ = 0;
     batch_count_ = 0;
+    recent_count_ = 0;
     if (offset_entries_.empty()) {
       resume_position_.reset();
       size_bytes_ = 0;
@@ -254,6 +272,7 @@ class SegmentIndex {
     time_entries_ = std::move(time_entries);
     max_timestamp_ = time_entries_.empty() ? kNoTimestamp : time_entries_.back().timestamp_ms;
     resume_position_.reset();
+    recent_count_ = 0;
     if (!offset_entries_.empty()) {
       resume_position_ = offset_entries_.back().position;
       size_bytes_ = offset_entries_.back().position;
@@ -279,6 +298,13 @@ class SegmentIndex {
   const std::vector<TimeIndexEntry>& time_entries() const { return time_entries_; }
 
  private:
+  // How many of the last batches LookupForRead knows exactly (memory only, never written).
+  static constexpr size_t kRecentBatches = 32;
+  struct RecentBatch {
+    int64_t base_offset = 0;
+    uint64_t position = 0;
+  };
+
   int64_t base_offset_;
   std::vector<OffsetIndexEntry> offset_entries_;
   std::vector<TimeIndexEntry> time_entries_;
@@ -292,6 +318,11 @@ class SegmentIndex {
   // Set by TrimTo/Adopt: the position of the last kept entry's batch, whose replay must not index
   // it a second time.
   std::optional<uint64_t> resume_position_;
+  // The last recent_count_ batches counted (since construction, a trim or an adoption), oldest
+  // first from recent_next_ - recent_count_ around the ring.
+  std::array<RecentBatch, kRecentBatches> recent_{};
+  size_t recent_next_ = 0;
+  size_t recent_count_ = 0;
 };
 
 }  // namespace runnel::storage

@@ -522,7 +522,7 @@ absl::StatusOr<std::string> PartitionLog::Impl::Read(int64_t offset, size_t byte
     std::string().swap(read_scratch_);
   const size_t chunk_bytes = bytes_max + config_.index_interval_bytes;
   const auto first = SegmentFor(offset);
-  const ScanStart first_start = first->second->index.Lookup(offset);
+  const ScanStart first_start = first->second->index.LookupForRead(offset);
   {
     // One allocation for the result: growing it batch by batch would copy it again at every
     // doubling, each time into fresh pages. At most bytes_max, and no more than the log holds
