@@ -420,12 +420,14 @@ class ConsumerProgram final : public ClientProgram {
     });
   }
 
-  void OnRecords(const client::FetchedRecords& fetched) {
+  // Takes the records by value: their keys and values move into the history.
+  void OnRecords(client::FetchedRecords fetched) {
     std::vector<model::PolledRecord> records;
     records.reserve(fetched.records.size());
     const model::TopicPartitionRef partition = Ref(fetched.partition);
-    for (const client::ConsumerRecord& record : fetched.records) {
-      records.push_back(model::PolledRecord{record.offset, record.key, record.value});
+    for (client::ConsumerRecord& record : fetched.records) {
+      records.push_back(
+          model::PolledRecord{record.offset, std::move(record.key), std::move(record.value)});
     }
     shared_->online.ObserveCommittedRecords(shared_->NowUs(), process_, partition, records);
     processed_[fetched.partition] = fetched.next_offset;
@@ -447,7 +449,9 @@ class ConsumerProgram final : public ClientProgram {
     options.fetch_max_wait_ms = kFetchMaxWaitMs;
     options.auto_offset_reset =
         spec_.assign().from_end() ? client::OffsetReset::kLatest : client::OffsetReset::kEarliest;
-    options.on_records = [this](client::FetchedRecords records) { OnRecords(records); };
+    options.on_records = [this](client::FetchedRecords records) {
+      OnRecords(std::move(records));
+    };
     options.on_error = [this](const TopicPartition& partition, const absl::Status& error) {
       env_.Log(LogLevel::kInfo, absl::StrCat(process_, ": ", partition.ToString(), ": ",
                                              error.ToString()));
@@ -475,7 +479,9 @@ class ConsumerProgram final : public ClientProgram {
     options.enable_auto_commit = spec.auto_commit();
     options.auto_commit_interval_ms = spec.commit_interval_ms();
     options.auto_offset_reset = client::OffsetReset::kEarliest;
-    options.on_records = [this](client::FetchedRecords records) { OnRecords(records); };
+    options.on_records = [this](client::FetchedRecords records) {
+      OnRecords(std::move(records));
+    };
     options.on_partitions_assigned = [this](const std::vector<TopicPartition>& partitions) {
       owned_ = std::set<TopicPartition>(partitions.begin(), partitions.end());
       for (const TopicPartition& partition : partitions) processed_.erase(partition);
