@@ -54,8 +54,8 @@ struct SeedRange {
 };
 absl::StatusOr<SeedRange> ParseSeedRange(absl::string_view seeds, absl::string_view shard);
 
-// Runs the swarm: each seed is `program run FILE --seed=N --brief` in a child process, at most
-// `jobs` at once. Prints progress to `err` and, to `out`, every failing seed with its replay
+// Runs the swarm: each seed runs as `program run FILE --seed=N --brief` would, in a child process
+// forked from this one (so the caller must run no threads), at most `jobs` at once. Prints progress to `err` and, to `out`, every failing seed with its replay
 // command, then totals (seeds per CPU-hour among them). Exit status: 0 when every seed passed, 1
 // when any failed, 2 for bad options.
 int RunSwarmCommand(const SwarmCommandOptions& options, std::ostream& out, std::ostream& err);
