@@ -341,6 +341,8 @@ struct CaseSetup {
   double min_cleanable_dirty_ratio = 0.5;
   uint32_t index_interval_bytes = 4096;
   TimestampType timestamp_type = TimestampType::kCreateTime;
+  // 0 writes appends through; small buffers split batches across their aligned windows.
+  uint32_t write_buffer_bytes = 0;
   // Faults of the simulated disk.
   int64_t sync_latency_us_min = 100;
   int64_t sync_latency_us_max = 2000;
@@ -365,6 +367,7 @@ struct CaseSetup {
     config.flush_interval_ms = 200;
     config.index_interval_bytes = index_interval_bytes;
     config.message_timestamp_type = timestamp_type;
+    config.write_buffer_bytes = write_buffer_bytes;
     return config;
   }
 
@@ -413,6 +416,7 @@ void showValue(const CaseSetup& setup, std::ostream& os) {
      << setup.min_cleanable_dirty_ratio << ", index.interval.bytes " << setup.index_interval_bytes
      << ", timestamps "
      << (setup.timestamp_type == TimestampType::kCreateTime ? "CreateTime" : "LogAppendTime")
+     << ", write.buffer.bytes " << setup.write_buffer_bytes
      << "; disk: sync latency " << setup.sync_latency_us_min << ".." << setup.sync_latency_us_max
      << " us, read corruption p " << setup.read_corruption_probability << ", read error p "
      << setup.read_error_probability << ", write error p " << setup.write_error_probability
@@ -605,6 +609,8 @@ rc::Gen<CaseSetup> GenSetup() {
       set(&CaseSetup::timestamp_type,
           rc::gen::weightedElement<TimestampType>(
               {{5, TimestampType::kCreateTime}, {1, TimestampType::kLogAppendTime}})),
+      set(&CaseSetup::write_buffer_bytes,
+          rc::gen::weightedElement<uint32_t>({{2, 0}, {1, 300}, {1, 4096}})),
       set(&CaseSetup::sync_latency_us_max, element<int64_t>(2000, 30000)),
       set(&CaseSetup::read_corruption_probability, element(0.0, 0.01, 0.05)),
       set(&CaseSetup::read_error_probability, element(0.0, 0.01)),

@@ -26,12 +26,15 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "broker/env/env.h"
 #include "broker/env/posix/event_loop.h"
 #include "broker/env/posix/posix_env.h"
 #include "broker/storage/log_checkpoint.h"
 #include "broker/storage/log_index.h"
+#include "broker/storage/partition_log_impl.h"
 #include "broker/storage/record_batch.h"
 #include "broker/storage/segment.h"
 #include "gmock/gmock.h"
@@ -366,6 +369,59 @@ TEST_F(SimLogTest, AppendAndReadAcrossManySegments) {
   uint64_t total = 0;
   for (const std::string& batch : appended) total += batch.size();
   EXPECT_EQ(log().size_bytes(), total);
+}
+
+// With write.buffer.bytes the segment file is written in whole windows of the buffer's size at
+// multiples of it (a batch crossing a window's end is split across two writes), and the rest is
+// held in memory until kWriteBufferHoldUsMax later. A process crash loses only what was held: the
+// log reopens at the last batch the written windows hold whole.
+TEST_F(SimLogTest, WriteBufferWritesWholeAlignedWindows) {
+  constexpr uint32_t kWindowBytes = 4096;
+  LogConfig config;
+  config.flush_policy = FlushPolicy::kNever;
+  config.write_buffer_bytes = kWindowBytes;
+  OpenOrDie(config);
+  const std::string path = absl::StrCat(kDirectory, "/", SegmentStem(0), kLogSuffix);
+  std::string stored;
+  std::vector<int64_t> batch_ends;  // the log end after each append, with its byte position
+  std::vector<uint64_t> batch_end_positions;
+  for (int i = 0; i < 13; ++i) {
+    const std::string batch = ValuesBatch(3, 300, i);
+    const AppendInfo info = Append(batch, 2);
+    stored += Stored(batch, info.base_offset, 2);
+    batch_ends.push_back(info.last_offset + 1);
+    batch_end_positions.push_back(stored.size());
+  }
+  ASSERT_GT(stored.size(), 2 * kWindowBytes);
+  ASSERT_NE(stored.size() % kWindowBytes, 0u);
+  absl::StatusOr<std::string> in_file = disk().VolatileContents(path);
+  ASSERT_TRUE(in_file.ok()) << in_file.status();
+  EXPECT_EQ(in_file->size(), stored.size() / kWindowBytes * kWindowBytes);
+  EXPECT_EQ(*in_file, stored.substr(0, in_file->size()));
+  // Reads see the held bytes all the same.
+  absl::StatusOr<std::vector<std::string>> read = ReadAll(log());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(absl::StrJoin(*read, ""), stored);
+
+  // The log end the written windows hold whole: what a process crash now leaves.
+  const size_t written_bytes = in_file->size();
+  int64_t end_after_crash = 0;
+  for (size_t i = 0; i < batch_ends.size() && batch_end_positions[i] <= written_bytes; ++i) {
+    end_after_crash = batch_ends[i];
+  }
+  ProcessCrash();
+  OpenOrDie(config);
+  EXPECT_EQ(log().log_end_offset(), end_after_crash);
+
+  // Held bytes reach the file on their own, kWriteBufferHoldUsMax after they were appended.
+  const std::string batch = ValuesBatch(2, 100, 99);
+  const AppendInfo info = Append(batch, 2);
+  const std::string expected_tail = Stored(batch, info.base_offset, 2);
+  RunFor(kWriteBufferHoldUsMax + 1000);
+  in_file = disk().VolatileContents(path);
+  ASSERT_TRUE(in_file.ok()) << in_file.status();
+  EXPECT_TRUE(absl::EndsWith(*in_file, expected_tail));
+  EXPECT_EQ(in_file->size(), log().size_bytes());
 }
 
 // Under LogAppendTime the log stamps the wall-clock time as the batch's maxTimestamp and sets the

@@ -393,17 +393,24 @@ absl::Status PartitionLog::Impl::WriteSegmentBytes(Segment& segment, absl::strin
   const bool written_out_at_once =
       config_.flush_policy == FlushPolicy::kAlways && !cycle_in_flight_;
   if (config_.write_buffer_bytes > 0 && !written_out_at_once) {
-    absl::StatusOr<char*> destination = WriteBufferOf(segment).Reserve(
-        segment.physical_bytes, bytes.size(), config_.write_buffer_bytes);
-    if (!destination.ok()) return destination.status();
-    if (*destination != nullptr) {
-      std::memcpy(*destination, bytes.data(), bytes.size());
-      if (stamp != nullptr) {
-        ApplyStamp(*destination, bytes.size(), stamp->base_offset, stamp->partition_leader_epoch,
-                   stamp->log_append_time_ms);
-      }
-      return absl::OkStatus();
+    BufferedFile& buffer = WriteBufferOf(segment);
+    const uint64_t position = segment.physical_bytes;
+    if (stamp == nullptr) return buffer.Hold(position, bytes, config_.write_buffer_bytes);
+    if (stamp->log_append_time_ms >= 0) {
+      return buffer.Hold(position, StampedCopy(bytes, *stamp), config_.write_buffer_bytes);
     }
+    // The stamp changes only fields in front of the CRC'd part: stamp a copy of those few bytes
+    // and take the rest as it is, instead of copying the whole batch twice.
+    char head[kCrcUnprotectedBytes];
+    std::memcpy(head, bytes.data(), sizeof(head));
+    ApplyStamp(head, sizeof(head), stamp->base_offset, stamp->partition_leader_epoch, -1);
+    if (absl::Status held =
+            buffer.Hold(position, absl::string_view(head, sizeof(head)), config_.write_buffer_bytes);
+        !held.ok()) {
+      return held;
+    }
+    return buffer.Hold(position + sizeof(head), bytes.substr(sizeof(head)),
+                       config_.write_buffer_bytes);
   }
   if (stamp != nullptr) bytes = StampedCopy(bytes, *stamp);
   return segment.file->WriteAt(segment.physical_bytes, bytes);

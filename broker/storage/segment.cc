@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -36,24 +37,36 @@ Segment::Segment(int64_t base, const std::string& directory)
       cleaned_path(absl::StrCat(directory, "/", SegmentStem(base), kCleanedSuffix)),
       index(base) {}
 
-absl::StatusOr<char*> BufferedFile::Reserve(uint64_t offset, size_t length,
-                                            size_t capacity_bytes) {
-  capacity_bytes = std::min(capacity_bytes, kWriteBufferBytesMax);
-  if (held_bytes_ > 0 && (offset != held_end() || held_bytes_ > capacity_bytes ||
-                          length > capacity_bytes - held_bytes_)) {
+absl::Status BufferedFile::Hold(uint64_t offset, absl::string_view data, size_t capacity_bytes) {
+  capacity_bytes = std::clamp<size_t>(capacity_bytes, 1, kWriteBufferBytesMax);
+  if (held_bytes_ > 0 && offset != held_end()) {
     if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
   }
-  if (length > capacity_bytes) return nullptr;
-  if (held_bytes_ == 0) held_offset_ = offset;
-  const size_t needed_bytes = held_bytes_ + length;
-  if (buffer_.size() < needed_bytes) {
-    // Doubling keeps the zero-filling of growth to a constant share of the bytes appended.
-    buffer_.resize(std::min(capacity_bytes,
-                            std::max({needed_bytes, 2 * buffer_.size(), kWriteBufferBytesMin})));
+  while (!data.empty()) {
+    if (held_bytes_ == 0) held_offset_ = offset;
+    const uint64_t window_end = (held_offset_ / capacity_bytes + 1) * capacity_bytes;
+    if (held_end() >= window_end) {
+      // The capacity shrank since these bytes were taken in: they no longer fit one window.
+      if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+      continue;
+    }
+    const size_t taken = static_cast<size_t>(std::min<uint64_t>(window_end - held_end(), data.size()));
+    const size_t needed_bytes = held_bytes_ + taken;
+    if (buffer_.size() < needed_bytes) {
+      // Doubling keeps the zero-filling of growth to a constant share of the bytes appended.
+      buffer_.resize(std::min(capacity_bytes,
+                              std::max({needed_bytes, 2 * buffer_.size(), kWriteBufferBytesMin})));
+    }
+    std::memcpy(buffer_.data() + held_bytes_, data.data(), taken);
+    held_bytes_ = needed_bytes;
+    offset += taken;
+    data.remove_prefix(taken);
+    if (held_end() == window_end) {
+      if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
+    }
   }
-  char* destination = buffer_.data() + held_bytes_;
-  held_bytes_ = needed_bytes;
-  return destination;
+  assert(held_bytes_ <= capacity_bytes);
+  return absl::OkStatus();
 }
 
 absl::Status BufferedFile::Flush() {

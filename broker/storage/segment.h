@@ -29,6 +29,7 @@
 #include "absl/types/span.h"
 #include "broker/env/disk.h"
 #include "broker/storage/log_index.h"
+#include "broker/storage/partition_log.h"
 #include "broker/storage/record_batch.h"
 
 namespace runnel::storage {
@@ -49,12 +50,6 @@ inline constexpr size_t kEpochBytes = 4;
 inline constexpr size_t kCursorChunkBytesMax = size_t{8} << 20;
 inline constexpr size_t kCursorChunkBytesMin = size_t{64} << 10;
 
-// The most bytes a segment file may hold in memory before writing them out (BufferedFile; a log's
-// write_buffer_bytes picks the size up to this): enough that one write(2) carries many small
-// batches, small enough that a broker with many partitions does not hold much memory per partition.
-// Bigger is not faster: on bench/log_bench.cc's machine 256 KiB beat 1 MiB, which together with the
-// page-cache pages it is copied into no longer fits the core's L2 cache.
-inline constexpr size_t kWriteBufferBytesMax = size_t{1} << 20;
 // The first allocation of a write buffer; it grows by doubling up to kWriteBufferBytesMax, so that
 // a partition that receives little never holds a large buffer.
 inline constexpr size_t kWriteBufferBytesMin = size_t{64} << 10;
@@ -79,13 +74,16 @@ class BufferedFile final : public File {
  public:
   explicit BufferedFile(std::shared_ptr<File> inner) : inner_(std::move(inner)) {}
 
-  // Makes room for `length` bytes at file offset `offset` in memory and returns where the caller
-  // must put them; they are part of the contents once this returns. At most `capacity_bytes` (up
-  // to kWriteBufferBytesMax) are held: what is held already is written out first when the new
-  // bytes do not continue it or do not fit beside it; an error doing so is returned with the
-  // contents unchanged. nullptr when `length` alone is more than the buffer takes (what was held is
-  // then written out, and the caller writes the bytes itself).
-  absl::StatusOr<char*> Reserve(uint64_t offset, size_t length, size_t capacity_bytes);
+  // Adds `data`, the file's contents from `offset` on, to what is held. The held bytes always lie
+  // inside one window of `capacity_bytes` (up to kWriteBufferBytesMax) that starts at a multiple
+  // of it in the file, and are written out each time they reach the window's end, so that the file
+  // is written in whole aligned windows: the page cache gives such writes large folios, and on
+  // bench/log_bench.cc's machine that made 64 KiB batches a third cheaper to append than writing
+  // out whatever whole batches fit. Batches are split across windows for it. What is held already
+  // is written out first when `data` does not continue it. On error, as with a failed WriteAt, a
+  // prefix of `data` may already be part of the contents (held or written): Truncate(offset) cuts
+  // it off again.
+  absl::Status Hold(uint64_t offset, absl::string_view data, size_t capacity_bytes);
   // Writes what is held to the file. On error the bytes stay held and the file is cut back to its
   // size before the write (a write that got partway must not leave a fragment).
   absl::Status Flush();
