@@ -87,6 +87,7 @@ TEST(TopicConfigTest, EveryConfigReachesItsField) {
       {"retention.ms", "-1"},
       {"segment.bytes", "100000"},
       {"segment.ms", "60000"},
+      {"write.buffer.bytes", "262144"},
   };
   absl::StatusOr<storage::LogConfig> config = ResolveLogConfig(defaults, overrides);
   ASSERT_TRUE(config.ok()) << config.status();
@@ -102,6 +103,7 @@ TEST(TopicConfigTest, EveryConfigReachesItsField) {
   EXPECT_EQ(config->retention_ms, -1);
   EXPECT_EQ(config->segment_bytes, 100000u);
   EXPECT_EQ(config->segment_ms, 60000);
+  EXPECT_EQ(config->write_buffer_bytes, 262144u);
 
   absl::StatusOr<TopicConfigOverrides> canonical = CanonicalTopicConfigOverrides(overrides);
   ASSERT_TRUE(canonical.ok());
@@ -183,6 +185,8 @@ TEST(TopicConfigTest, ValidationNamesConfigAndValue) {
       {"delete.retention.ms", "-1", "between 0 and"},
       {"max.message.bytes", "100000000", "between 61 and"},
       {"index.interval.bytes", "-5", "between 0 and"},
+      {"write.buffer.bytes", "1048577", "between 0 and 1048576"},
+      {"write.buffer.bytes", "-1", "between 0 and"},
       {"min.cleanable.dirty.ratio", "1.5", "between 0 and 1"},
       {"min.cleanable.dirty.ratio", "nan", "not a number"},
       {"min.cleanable.dirty.ratio", "half", "not a number"},
@@ -317,7 +321,7 @@ TEST(BrokerDefaultsTest, Validation) {
 // The name list is sorted, and membership agrees with it.
 TEST(TopicConfigTest, SupportedNames) {
   const absl::Span<const absl::string_view> names = SupportedTopicConfigNames();
-  EXPECT_EQ(names.size(), 13u);
+  EXPECT_EQ(names.size(), 14u);
   for (size_t i = 1; i < names.size(); ++i) EXPECT_LT(names[i - 1], names[i]);
   for (absl::string_view name : names) EXPECT_TRUE(IsSupportedTopicConfig(name));
   EXPECT_FALSE(IsSupportedTopicConfig("compression.type"));

@@ -46,6 +46,7 @@ enum class Key {
   kRetentionMs,
   kSegmentBytes,
   kSegmentMs,
+  kWriteBufferBytes,
 };
 
 enum class Kind {
@@ -67,7 +68,7 @@ constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 // Sorted by name: SupportedTopicConfigNames() and DescribeTopicConfig() return this order.
-constexpr std::array<Spec, 13> kSpecs = {{
+constexpr std::array<Spec, 14> kSpecs = {{
     {"cleanup.policy", Key::kCleanupPolicy, Kind::kList},
     {"delete.retention.ms", Key::kDeleteRetentionMs, Kind::kInteger, 0, kInt64Max},
     {"flush.messages", Key::kFlushMessages, Kind::kInteger, 1, kInt64Max},
@@ -83,6 +84,8 @@ constexpr std::array<Spec, 13> kSpecs = {{
     {"segment.bytes", Key::kSegmentBytes, Kind::kInteger,
      static_cast<int64_t>(storage::kBatchHeaderBytes), kInt32Max},
     {"segment.ms", Key::kSegmentMs, Kind::kInteger, 1, kTimerMsMax},
+    {"write.buffer.bytes", Key::kWriteBufferBytes, Kind::kInteger, 0,
+     static_cast<int64_t>(storage::kWriteBufferBytesMax)},
 }};
 
 constexpr std::array<absl::string_view, kSpecs.size()> kNames = [] {
@@ -250,6 +253,9 @@ void Apply(const Spec& spec, absl::string_view canonical, storage::LogConfig& co
     case Key::kSegmentMs:
       config.segment_ms = number;
       break;
+    case Key::kWriteBufferBytes:
+      config.write_buffer_bytes = static_cast<uint32_t>(number);
+      break;
   }
 }
 
@@ -302,6 +308,8 @@ std::string Describe(const Spec& spec, const storage::LogConfig& config) {
       return absl::StrCat(config.segment_bytes);
     case Key::kSegmentMs:
       return absl::StrCat(config.segment_ms);
+    case Key::kWriteBufferBytes:
+      return absl::StrCat(config.write_buffer_bytes);
   }
   return "";
 }
