@@ -1,6 +1,7 @@
 #include "model/kafka_checker.h"
 
 #include <algorithm>
+#include <cassert>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -149,6 +150,14 @@ class Checker {
     auto it = partition_ids_.find(partition);
     if (it == partition_ids_.end()) return std::nullopt;
     return it->second;
+  }
+
+  // The id of a partition BuildLogs numbered: that of every polled record and every acknowledged
+  // send. The later passes rely on it; asking for another one is a bug in this checker.
+  int KnownPartitionId(const TopicPartitionRef& partition) const {
+    const std::optional<int> id = FindPartitionId(partition);
+    assert(id.has_value() && "BuildLogs numbers every polled and acknowledged partition");
+    return id.value_or(0);
   }
 
   const TopicPartitionRef& Ref(int partition_id) const {
@@ -361,8 +370,7 @@ class Checker {
         continue;
       }
       if (entry.function != OpFunction::kPoll || entry.records.empty()) continue;
-      // BuildLogs gave every polled partition an id.
-      const int partition_id = *FindPartitionId({entry.topic, entry.partition});
+      const int partition_id = KnownPartitionId({entry.topic, entry.partition});
       const ReaderKey reader{entry.process, entry.incarnation, partition_id};
       auto last = last_read.find(reader);
       if (last != last_read.end()) {
@@ -385,8 +393,7 @@ class Checker {
       }
       const TopicPartitionRef partition{send->topic, completion->partition};
       const int64_t offset = completion->offset;
-      // BuildLogs gave the partition of every acknowledged send an id.
-      const int partition_id = *FindPartitionId(partition);
+      const int partition_id = KnownPartitionId(partition);
       const Seen* read = nullptr;
       const auto& reads = partition_facts_[static_cast<size_t>(partition_id)].reads;
       if (auto at = reads.find(offset); at != reads.end()) read = &at->second;
@@ -422,7 +429,7 @@ class Checker {
         continue;
       }
       const TopicPartitionRef partition{send->topic, completion->partition};
-      const ReaderKey producer{send->process, send->incarnation, *FindPartitionId(partition)};
+      const ReaderKey producer{send->process, send->incarnation, KnownPartitionId(partition)};
       auto [last, fresh] = last_offset.try_emplace(producer, completion->offset, send);
       if (fresh) continue;
       if (completion->offset <= last->second.first) {
