@@ -1332,7 +1332,16 @@ TEST_F(SimLogTest, CloseMakesEverythingDurable) {
 }
 
 // A Disk that flips one chosen bit in a chosen read of one file (one that covers a chosen byte),
-// and an Env that hands it out: bit flips in the header fields a batch's CRC does not cover.
+// and an Env that hands it out: bit flips in the header fields a batch's CRC does not cover. It
+// also records the write-back starts asked of its files.
+struct WritebackStart {
+  std::string path;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  // The file's size (as the Disk below holds it) when the start was asked for.
+  uint64_t file_bytes = 0;
+};
+
 struct PlannedFlip {
   std::string path;
   uint64_t position = 0;
@@ -1345,8 +1354,9 @@ struct PlannedFlip {
 
 class FlippingFile final : public File {
  public:
-  FlippingFile(std::unique_ptr<File> inner, std::optional<PlannedFlip>* flip)
-      : inner_(std::move(inner)), flip_(flip) {}
+  FlippingFile(std::unique_ptr<File> inner, std::optional<PlannedFlip>* flip,
+               std::vector<WritebackStart>* writebacks)
+      : inner_(std::move(inner)), flip_(flip), writebacks_(writebacks) {}
   absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     return inner_->WriteAt(offset, data);
   }
@@ -1370,11 +1380,17 @@ class FlippingFile final : public File {
   absl::StatusOr<uint64_t> Size() const override { return inner_->Size(); }
   absl::Status Truncate(uint64_t size) override { return inner_->Truncate(size); }
   void Sync(SyncCallback done) override { inner_->Sync(std::move(done)); }
+  void StartWriteback(uint64_t offset, uint64_t length) override {
+    writebacks_->push_back(WritebackStart{
+        .path = inner_->path(), .offset = offset, .length = length, .file_bytes = *Size()});
+    inner_->StartWriteback(offset, length);
+  }
   const std::string& path() const override { return inner_->path(); }
 
  private:
   std::unique_ptr<File> inner_;
   std::optional<PlannedFlip>* flip_;
+  std::vector<WritebackStart>* writebacks_;
 };
 
 class FlippingDisk final : public Disk {
@@ -1386,11 +1402,13 @@ class FlippingDisk final : public Disk {
   }
   void Flip(PlannedFlip flip) { flip_ = std::move(flip); }
   bool flip_pending() const { return flip_.has_value(); }
+  const std::vector<WritebackStart>& writebacks() const { return writebacks_; }
 
   absl::StatusOr<std::unique_ptr<File>> Open(absl::string_view path, OpenMode mode) override {
     absl::StatusOr<std::unique_ptr<File>> file = inner_.Open(path, mode);
     if (!file.ok()) return file;
-    return std::unique_ptr<File>(std::make_unique<FlippingFile>(*std::move(file), &flip_));
+    return std::unique_ptr<File>(
+        std::make_unique<FlippingFile>(*std::move(file), &flip_, &writebacks_));
   }
   absl::Status CreateDirectory(absl::string_view path) override {
     return inner_.CreateDirectory(path);
@@ -1410,6 +1428,7 @@ class FlippingDisk final : public Disk {
  private:
   Disk& inner_;
   std::optional<PlannedFlip> flip_;
+  std::vector<WritebackStart> writebacks_;
 };
 
 class FlippingEnv final : public Env {
@@ -1429,6 +1448,43 @@ class FlippingEnv final : public Env {
   Env& inner_;
   FlippingDisk disk_;
 };
+
+// The log asks for the write-back of its active segment's bytes each time kWritebackStrideBytes
+// more of them are in the file: in order, without gaps or overlaps, never past what the file holds
+// (bytes a write buffer holds are not there yet), with and without a write buffer.
+TEST_F(SimLogTest, WritebackStartsFollowTheAppendsInStrides) {
+  for (uint32_t write_buffer_bytes : {uint32_t{0}, uint32_t{256} << 10}) {
+    SCOPED_TRACE(absl::StrCat("write_buffer_bytes ", write_buffer_bytes));
+    const std::string directory = absl::StrCat("writeback-", write_buffer_bytes);
+    FlippingEnv recording(env());
+    LogConfig config;
+    config.flush_policy = FlushPolicy::kNever;
+    config.write_buffer_bytes = write_buffer_bytes;
+    absl::StatusOr<std::unique_ptr<PartitionLog>> opened =
+        PartitionLog::Open(recording, directory, config);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    host_->log = *std::move(opened);
+    uint64_t appended_bytes = 0;
+    for (int i = 0; appended_bytes < 5 * kWritebackStrideBytes + 12345; ++i) {
+      const std::string batch = ValuesBatch(7, 1000, i);
+      Append(batch, 1);
+      appended_bytes += batch.size();
+    }
+    const std::string path = absl::StrCat(directory, "/", SegmentStem(0), kLogSuffix);
+    uint64_t next_offset = 0;
+    for (const WritebackStart& start : recording.flipping_disk().writebacks()) {
+      ASSERT_EQ(start.path, path);
+      EXPECT_EQ(start.offset, next_offset);
+      EXPECT_GE(start.length, kWritebackStrideBytes);
+      EXPECT_LE(start.offset + start.length, start.file_bytes);
+      next_offset = start.offset + start.length;
+    }
+    // Every full stride of what is in the file has been started.
+    EXPECT_GT(next_offset + kWritebackStrideBytes, appended_bytes - write_buffer_bytes);
+    EXPECT_GE(recording.flipping_disk().writebacks().size(), 4u);
+    host_->log.reset();
+  }
+}
 
 // The leader epoch and base offset of a batch lie outside its CRC. A bit flipped on the way from
 // the disk in either is not served: here the epoch of the first batch of a new epoch is flipped

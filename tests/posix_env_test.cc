@@ -32,6 +32,7 @@
 #include "broker/env/posix/posix_env.h"
 #include "broker/env/posix/posix_network.h"
 #include "broker/env/posix/send_backlog.h"
+#include "broker/env/posix/sync_queue.h"
 #include "broker/env/random.h"
 #include "gtest/gtest.h"
 
@@ -1388,6 +1389,29 @@ TEST_F(PosixDiskTest, SyncOutlivesItsFileHandle) {
   file.reset();
   ASSERT_TRUE(loop_->RunUntil([&] { return result.has_value(); }, kTestTimeoutUs));
   EXPECT_TRUE(result->ok()) << *result;
+}
+
+// Checks that starting write-back is only a hint: the contents stay as written, far more starts than
+// the queue holds are dropped rather than blocking, a start may outlive its handle, a sync after it
+// completes as usual, and a handle whose disk is gone takes a start as a no-op.
+TEST_F(PosixDiskTest, StartWritebackChangesNothingAndOutlivesItsHandle) {
+  const std::string bytes = PatternBytes(5, 4 << 20);
+  std::unique_ptr<File> file = OpenOrDie("segment.log", OpenMode::kCreate);
+  ASSERT_TRUE(file->Append(bytes).ok());
+  for (size_t i = 0; i < 4 * SyncQueue::kWritebacksQueuedMax; ++i) {
+    file->StartWriteback((i % 4) << 20, 1 << 20);
+  }
+  file->StartWriteback(0, 0);
+  file->StartWriteback(bytes.size(), 1 << 20);  // past the end: nothing to write
+  EXPECT_EQ(ReadAll(*file), bytes);
+  EXPECT_TRUE(WaitForSync([&](SyncCallback done) { file->Sync(std::move(done)); }).ok());
+  file->StartWriteback(0, bytes.size());
+  file.reset();
+  std::unique_ptr<File> reopened = OpenOrDie("segment.log", OpenMode::kExisting);
+  EXPECT_EQ(ReadAll(*reopened), bytes);
+  disk_.reset();
+  reopened->StartWriteback(0, bytes.size());
+  EXPECT_EQ(reopened->Size().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 // Checks that destroying the disk (a node stopping) means no sync callback of it ever runs, and that

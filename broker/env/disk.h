@@ -55,6 +55,17 @@ class File {
   virtual absl::Status Truncate(uint64_t size) = 0;
   // Makes the file's contents and size durable; `done` runs when they are, or with the error.
   virtual void Sync(SyncCallback done) = 0;
+  // Asks for the written bytes of [offset, offset + length) to start on their way to the device,
+  // and returns without waiting for them. A hint for a writer that syncs late or never: the device
+  // then writes while the writer works, so a later Sync() has less left to do and unsynced bytes do
+  // not pile up in memory. It makes nothing durable (only Sync() does), changes no contents, may be
+  // dropped, and reports no error (a failed device write shows at the next Sync()). A disk with no
+  // write-back cache of its own, such as the simulator's, has nothing to start: the default does
+  // nothing.
+  virtual void StartWriteback(uint64_t offset, uint64_t length) {
+    static_cast<void>(offset);
+    static_cast<void>(length);
+  }
 
   virtual const std::string& path() const = 0;
 };

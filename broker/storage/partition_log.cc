@@ -338,6 +338,7 @@ absl::Status PartitionLog::Impl::AppendBatches(absl::string_view bytes,
     }
     segment.physical_bytes += bytes.size();
     ++segment.change_seq;
+    MaybeStartWriteback(segment);
   }
   // Index files on disk no longer describe the segment.
   segment.index_files_written = false;
@@ -414,6 +415,18 @@ absl::Status PartitionLog::Impl::WriteSegmentBytes(Segment& segment, absl::strin
   }
   if (stamp != nullptr) bytes = StampedCopy(bytes, *stamp);
   return segment.file->WriteAt(segment.physical_bytes, bytes);
+}
+
+void PartitionLog::Impl::MaybeStartWriteback(Segment& segment) {
+  const bool buffered = segment.write_buffer != nullptr && segment.file == segment.write_buffer;
+  const uint64_t in_file =
+      segment.physical_bytes - (buffered ? segment.write_buffer->held_bytes() : 0);
+  // A truncation may have cut the file below where write-back was last started.
+  segment.writeback_started_bytes = std::min(segment.writeback_started_bytes, in_file);
+  if (in_file - segment.writeback_started_bytes < kWritebackStrideBytes) return;
+  segment.file->StartWriteback(segment.writeback_started_bytes,
+                               in_file - segment.writeback_started_bytes);
+  segment.writeback_started_bytes = in_file;
 }
 
 BufferedFile& PartitionLog::Impl::WriteBufferOf(Segment& segment) {

@@ -95,6 +95,14 @@ inline constexpr size_t kReadBytesMax = size_t{64} << 20;
 // (see "Write buffering"): what a process crash may lose of the unsynced appends, beyond what a
 // machine crash loses anyway.
 inline constexpr int64_t kWriteBufferHoldUsMax = 5'000;
+// Each time this many more bytes of the active segment are in its file, the log asks for them to
+// start on their way to the device (File::StartWriteback), whatever the flush policy, as RocksDB's
+// bytes_per_sync does. Without it the operating system leaves appended bytes in memory until far
+// more have piled up (a tenth of the memory, by Linux's default), and then the sync that finally
+// needs them, or the append that hits the memory limit, waits for all of them at once; with it
+// the device writes while the log appends. On bench/log_bench.cc's machine it made appending 256
+// MiB and syncing it at the end (flush.policy=never) up to a third faster for small batches.
+inline constexpr uint64_t kWritebackStrideBytes = uint64_t{1} << 20;
 // The stamping scratch buffer of appends written through is kept across appends up to this size.
 inline constexpr size_t kAppendScratchBytesKeptMax = size_t{1} << 20;
 // The largest index file read at Open().
@@ -234,6 +242,9 @@ class PartitionLog::Impl {
   // Writes out what the segment's write buffer holds and frees its memory; an error is returned
   // with the bytes still held.
   absl::Status FlushWriteBuffer(Segment& segment);
+  // Starts the write-back of the active segment's bytes in its file once kWritebackStrideBytes
+  // more are there.
+  void MaybeStartWriteback(Segment& segment);
   // Arms the timer that writes out held bytes after kWriteBufferHoldUsMax.
   void ScheduleWriteBufferFlush();
   bool RollNeeded(uint64_t bytes, int64_t last_offset) const;

@@ -97,6 +97,10 @@ class BufferedFile final : public File {
   absl::StatusOr<uint64_t> Size() const override;
   absl::Status Truncate(uint64_t size) override;
   void Sync(SyncCallback done) override;
+  // Passed on: the range's held bytes, not in the file yet, have nothing to start.
+  void StartWriteback(uint64_t offset, uint64_t length) override {
+    inner_->StartWriteback(offset, length);
+  }
   const std::string& path() const override { return inner_->path(); }
 
  private:
@@ -132,6 +136,9 @@ struct Segment {
   // Bytes at the start of the file that belong to the contents. The file may hold more (old bytes
   // a pending truncation has not cut yet).
   uint64_t physical_bytes = 0;
+  // Bytes at the start of the file that the log asked to start on their way to the device
+  // (File::StartWriteback; see kWritebackStrideBytes).
+  uint64_t writeback_started_bytes = 0;
   // Bytes appended while a truncation waits for its bound to be durable (see PartitionLog::Impl);
   // they are logically at [physical_bytes, size_bytes()) and written to the file once it is cut.
   std::string pending;

@@ -120,6 +120,12 @@ class PosixFile final : public File {
     sync_queue->Submit(target_, std::move(done));
   }
 
+  void StartWriteback(uint64_t offset, uint64_t length) override {
+    std::shared_ptr<SyncQueue> sync_queue = sync_queue_.lock();
+    if (sync_queue == nullptr) return;
+    sync_queue->StartWriteback(target_, offset, length);
+  }
+
   const std::string& path() const override { return target_->path; }
 
  private:

@@ -1,6 +1,7 @@
 #include "broker/env/posix/sync_queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -37,7 +38,9 @@ absl::Status SyncNow(SyncQueue::Target& target) {
 }  // namespace
 
 SyncQueue::SyncQueue(EventLoop& loop)
-    : loop_(loop), worker_("runnel-sync", kSyncsPendingMax) {}
+    : loop_(loop),
+      writeback_worker_("runnel-writeback", kWritebacksQueuedMax),
+      worker_("runnel-sync", kSyncsPendingMax) {}
 
 SyncQueue::~SyncQueue() = default;
 
@@ -62,6 +65,19 @@ void SyncQueue::Submit(std::shared_ptr<Target> target, SyncCallback done) {
   // Every queued sync is also in pending_, which is bounded by the worker's queue depth.
   assert(queued);
   static_cast<void>(queued);
+}
+
+void SyncQueue::StartWriteback(std::shared_ptr<Target> target, uint64_t offset, uint64_t length) {
+  assert(target != nullptr && target->fd.valid());
+  if (length == 0 || target->directory) return;
+  // A full queue drops the hint (see kWritebacksQueuedMax).
+  writeback_worker_.TrySubmit([target = std::move(target), offset, length]() {
+    int result;
+    do {
+      result = sync_file_range(target->fd.get(), static_cast<off_t>(offset),
+                               static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE);
+    } while (result != 0 && errno == EINTR);
+  });
 }
 
 void SyncQueue::Reject(absl::Status status, SyncCallback done) {

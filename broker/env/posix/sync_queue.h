@@ -1,5 +1,7 @@
 // SyncQueue: runs fdatasync/fsync on a background thread so that the event loop never stalls on
-// the disk, and reports each completion back on the loop.
+// the disk, and reports each completion back on the loop; and starts write-back
+// (File::StartWriteback) on a second one, since starting it does the work of building the device's
+// write requests, which need not cost the loop's time.
 //
 // Contract:
 // - Submit()/Reject() are called on the loop thread; `done` runs later on the loop thread, never
@@ -52,8 +54,16 @@ class SyncQueue {
   SyncQueue(const SyncQueue&) = delete;
   SyncQueue& operator=(const SyncQueue&) = delete;
 
+  // Write-back starts waiting at most. Past this StartWriteback() drops the request: it is a hint,
+  // and a disk that far behind is writing already.
+  static constexpr size_t kWritebacksQueuedMax = 64;
+
   // Syncs `target` on the worker; `done` gets OK or kUnavailable.
   void Submit(std::shared_ptr<Target> target, SyncCallback done);
+  // Starts the write-back of [offset, offset + length) of `target` (sync_file_range with
+  // SYNC_FILE_RANGE_WRITE) on the write-back thread. Reports nothing: an error shows at the next
+  // sync.
+  void StartWriteback(std::shared_ptr<Target> target, uint64_t offset, uint64_t length);
   // Completes `done` with `status` on a later loop turn, without touching the disk.
   void Reject(absl::Status status, SyncCallback done);
 
@@ -70,6 +80,8 @@ class SyncQueue {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   uint64_t sync_next_ = 1;
   absl::flat_hash_map<uint64_t, SyncCallback> pending_;
+  // Its work touches only the Target it holds.
+  BackgroundWorker writeback_worker_;
   // Last, so that it is destroyed (joined) first, while everything its work touches still exists.
   BackgroundWorker worker_;
 };
