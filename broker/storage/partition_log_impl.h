@@ -249,7 +249,10 @@ class PartitionLog::Impl {
   void ScheduleWriteBufferFlush();
   bool RollNeeded(uint64_t bytes, int64_t last_offset) const;
   absl::Status Roll();
-  std::shared_ptr<Segment> active() const { return segments_.rbegin()->second; }
+  // The last segment, by reference: appends ask for it several times each, and copying the
+  // shared_ptr costs two atomic operations every time. Copy it to keep it across a change of
+  // segments_.
+  const std::shared_ptr<Segment>& active() const { return segments_.rbegin()->second; }
   // The segment holding `offset` (the last one whose base is at or below it).
   SegmentMap::const_iterator SegmentFor(int64_t offset) const;
   // The next segment's base, or the log end for the last segment.
