@@ -23,6 +23,7 @@
 #include "broker/server/broker_node.h"
 #include "broker/storage/compression.h"
 #include "gtest/gtest.h"
+#include "sim/broker_program.h"
 #include "sim/simulator.h"
 
 namespace runnel::client {
@@ -118,11 +119,6 @@ TEST(ClientOptionsTest, ParsesBootstrapServersAndRejectsBadOptions) {
 
 // --- The simulated deployment: one broker node and one client node ---
 
-struct BrokerProgram {
-  std::unique_ptr<server::BrokerNode> node;
-  absl::Status status;
-};
-
 class ClientSimTest : public ::testing::Test {
  protected:
   explicit ClientSimTest(uint64_t seed = 3, std::optional<sim::SimDiskOptions> broker_disk = {})
@@ -135,17 +131,7 @@ class ClientSimTest : public ::testing::Test {
       broker_options.has_own_disk_options = true;
       broker_options.disk = *broker_disk;
     }
-    broker_node_ = simulator_.AddNode(broker_options, [settings](Env& env) {
-      auto program = std::make_shared<BrokerProgram>();
-      absl::StatusOr<std::unique_ptr<server::BrokerNode>> node =
-          server::BrokerNode::Create(env, settings);
-      if (node.ok()) {
-        program->node = *std::move(node);
-      } else {
-        program->status = node.status();
-      }
-      return program;
-    });
+    broker_node_ = simulator_.AddNode(broker_options, sim::BrokerNodeProgram(settings));
     client_node_ = simulator_.AddNode({.name = "client"}, [](Env&) {
       return std::make_shared<int>(0);
     });
@@ -169,7 +155,8 @@ class ClientSimTest : public ::testing::Test {
   void RunFor(int64_t duration_us) { simulator_.RunFor(duration_us); }
 
   server::BrokerNode* broker() {
-    auto* program = static_cast<BrokerProgram*>(simulator_.NodeProgramObject(broker_node_).get());
+    auto* program =
+        static_cast<sim::BrokerProgram*>(simulator_.NodeProgramObject(broker_node_).get());
     return program == nullptr ? nullptr : program->node.get();
   }
   void RestartBroker(CrashKind kind, int64_t downtime_us) {

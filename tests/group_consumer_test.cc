@@ -21,6 +21,7 @@
 #include "broker/client/producer.h"
 #include "broker/server/broker_node.h"
 #include "gtest/gtest.h"
+#include "sim/broker_program.h"
 #include "sim/simulator.h"
 
 namespace runnel::client {
@@ -70,10 +71,6 @@ struct MemberProgram {
   std::unique_ptr<GroupConsumer> consumer;
 };
 
-struct BrokerProgram {
-  std::unique_ptr<server::BrokerNode> node;
-};
-
 // Each test runs under several simulator seeds (network delays, backoff jitter and member ids
 // differ), since the order in which members join and commits race with rebalances depends on them.
 class GroupConsumerSimTest : public ::testing::TestWithParam<uint64_t> {
@@ -87,19 +84,21 @@ class GroupConsumerSimTest : public ::testing::TestWithParam<uint64_t> {
     settings.groups.group_initial_rebalance_delay_ms = 0;
     settings.groups.group_min_session_timeout_ms = 1'000;
     settings.groups.offsets_topic_num_partitions = 4;
-    broker_node_ = simulator_.AddNode({.name = "broker"}, [settings](Env& env) {
-      auto program = std::make_shared<BrokerProgram>();
-      absl::StatusOr<std::unique_ptr<server::BrokerNode>> node =
-          server::BrokerNode::Create(env, settings);
-      EXPECT_TRUE(node.ok()) << node.status();
-      if (node.ok()) program->node = *std::move(node);
-      return program;
-    });
+    broker_node_ = simulator_.AddNode({.name = "broker"}, sim::BrokerNodeProgram(settings));
     driver_node_ = simulator_.AddNode({.name = "driver"}, [](Env&) {
       return std::make_shared<int>(0);
     });
     simulator_.StartNode(broker_node_);
+    ExpectBrokerStarted();
     simulator_.StartNode(driver_node_);
+  }
+
+  // Every start of the broker node must build its BrokerNode.
+  void ExpectBrokerStarted() {
+    auto* program =
+        static_cast<sim::BrokerProgram*>(simulator_.NodeProgramObject(broker_node_).get());
+    ASSERT_NE(program, nullptr);
+    EXPECT_NE(program->node, nullptr) << program->status;
   }
 
   ClientOptions Options() {
@@ -476,6 +475,7 @@ TEST_P(GroupConsumerSimTest, CommitsSurviveBrokerRestarts) {
     simulator_.CrashNode(broker_node_, kind);
     RunFor(kSecondUs);
     simulator_.StartNode(broker_node_);
+    ExpectBrokerStarted();
     std::map<TopicPartition, std::optional<OffsetAndMetadata>> after = CommittedVia(0, 2);
     const std::optional<OffsetAndMetadata>& first = after[TopicPartition{kTopic, 0}];
     const std::optional<OffsetAndMetadata>& second = after[TopicPartition{kTopic, 1}];
