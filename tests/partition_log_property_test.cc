@@ -1731,13 +1731,14 @@ TEST(PartitionLogCounterexample, ReopenAfterProcessCrashClaimsUnsyncedDataDurabl
 // durable, the log must still open after a power loss (a revision failed with kDataLoss, "the log
 // ends below the recovery point").
 TEST(PartitionLogCounterexample, CompactedAwayPrefixThenTruncationDoesNotReopen) {
-  CaseSetup setup;
-  setup.cleanup_policy = CleanupPolicy::kCompactAndDelete;
-  setup.flush_policy = FlushPolicy::kNever;
-  setup.segment_bytes = 2500;
-  setup.segment_ms = 1500;
-  setup.delete_retention_ms = 0;
-  setup.min_cleanable_dirty_ratio = 0.01;
+  const CaseSetup setup{
+      .cleanup_policy = CleanupPolicy::kCompactAndDelete,
+      .flush_policy = FlushPolicy::kNever,
+      .segment_bytes = 2500,
+      .segment_ms = 1500,
+      .delete_retention_ms = 0,
+      .min_cleanable_dirty_ratio = 0.01,
+  };
   const absl::Status status = RunScenario(
       setup,
       {AdvanceTimeOp(1500), AppendOp({Rec(0, -1)}, Compression::kZstd, OpKind::kAppendAsFollower),
@@ -1754,11 +1755,12 @@ TEST(PartitionLogCounterexample, CompactedAwayPrefixThenTruncationDoesNotReopen)
 // revision the bound was durable at 50 ms, the segment's data would have been at 60 ms, and the
 // power failed at 55 ms.
 TEST(PartitionLogCounterexample, LostBatchBelowTruncationBoundBecomesEmptyBatch) {
-  CaseSetup setup;
-  setup.flush_policy = FlushPolicy::kNever;
-  setup.segment_bytes = 1200;  // [0] and [1] in the first segment, [2] in the second
-  setup.sync_latency_us_min = 10'000;
-  setup.sync_latency_us_max = 10'000;
+  const CaseSetup setup{
+      .flush_policy = FlushPolicy::kNever,
+      .segment_bytes = 1200,  // [0] and [1] in the first segment, [2] in the second
+      .sync_latency_us_min = 10'000,
+      .sync_latency_us_max = 10'000,
+  };
   const absl::Status status =
       RunScenario(setup, {AppendOp({Rec(0, 500)}), AppendOp({Rec(1, 500)}), AppendOp({Rec(2, 500)}),
                           TruncateOp(334), AdvanceTimeOp(55), PowerLossOp(CrashMode::kLoseAll)});
@@ -1774,16 +1776,17 @@ TEST(PartitionLogCounterexample, LostBatchBelowTruncationBoundBecomesEmptyBatch)
 // seed, so a change in the log's sequence of disk calls may stop it from reproducing (the
 // property then finds the bug again).
 TEST(PartitionLogCounterexample, ReopenTrustsRecoveryPointWhoseRenameWasNotSynced) {
-  CaseSetup setup;
-  setup.seed = 37604970543495;
-  setup.cleanup_policy = CleanupPolicy::kCompact;
-  setup.segment_bytes = 2500;
-  setup.delete_retention_ms = 1500;
-  setup.index_interval_bytes = 64;
-  setup.sync_latency_us_max = 30000;
-  setup.read_corruption_probability = 0.05;
-  setup.read_error_probability = 0.01;
-  setup.sync_error_probability = 0.01;
+  const CaseSetup setup{
+      .seed = 37604970543495,
+      .cleanup_policy = CleanupPolicy::kCompact,
+      .segment_bytes = 2500,
+      .delete_retention_ms = 1500,
+      .index_interval_bytes = 64,
+      .sync_latency_us_max = 30000,
+      .read_corruption_probability = 0.05,
+      .read_error_probability = 0.01,
+      .sync_error_probability = 0.01,
+  };
   Op old_value = AppendOp({Rec(0, 0)}, Compression::kSnappy);
   old_value.records[0].age_ms = 10000;
   Op tombstone = AppendOp({Rec(0, -1, 1)}, Compression::kSnappy);
@@ -1805,9 +1808,10 @@ TEST(PartitionLogCounterexample, ReopenTrustsRecoveryPointWhoseRenameWasNotSynce
 // truncation's cycle is caught at every millisecond of its course.
 TEST(PartitionLogCounterexample, ProcessRestartKeepsEarlierTruncationsPending) {
   for (int delay_ms = 0; delay_ms < 60; ++delay_ms) {
-    CaseSetup setup;
-    setup.sync_latency_us_min = 5'000;
-    setup.sync_latency_us_max = 5'000;
+    const CaseSetup setup{
+        .sync_latency_us_min = 5'000,
+        .sync_latency_us_max = 5'000,
+    };
     std::vector<Op> ops;
     for (int i = 0; i < 6; ++i) ops.push_back(AppendOp({Rec(i % kKeyCount)}));
     ops.push_back(Op{.kind = OpKind::kWaitDurable});
@@ -1831,14 +1835,15 @@ TEST(PartitionLogCounterexample, ProcessRestartKeepsEarlierTruncationsPending) {
 // It replays the simulator's fault stream (the sync latencies): a change in the log's sequence of
 // disk calls may move it away from the moment that mattered.
 TEST(PartitionLogCounterexample, FailedAppendAfterRollKeepsTheRecoveryPointBehind) {
-  CaseSetup setup;
-  setup.cleanup_policy = CleanupPolicy::kCompactAndDelete;
-  setup.flush_policy = FlushPolicy::kNever;
-  setup.segment_bytes = 2500;
-  setup.segment_ms = 1500;
-  setup.retention_bytes = 4000;
-  setup.sync_latency_us_max = 30000;
-  setup.write_error_probability = 0.003;  // none fires, but the draws set the syncs' timing
+  const CaseSetup setup{
+      .cleanup_policy = CleanupPolicy::kCompactAndDelete,
+      .flush_policy = FlushPolicy::kNever,
+      .segment_bytes = 2500,
+      .segment_ms = 1500,
+      .retention_bytes = 4000,
+      .sync_latency_us_max = 30000,
+      .write_error_probability = 0.003,  // none fires, but the draws set the syncs' timing
+  };
   Op compact{.kind = OpKind::kCompact};
   const absl::Status status = RunScenario(
       setup, {AppendOp({Rec(0, 0, 1)}), compact, compact, AppendOp({Rec(0, -1)}, Compression::kLz4),
@@ -1852,16 +1857,17 @@ TEST(PartitionLogCounterexample, FailedAppendAfterRollKeepsTheRecoveryPointBehin
 // refuses to work until reopened; it now counts such a log as broken (Broken()). Found by the
 // property in CI (seed 2606744732264616768).
 TEST(PartitionLogCounterexample, LogFailedByAFlushCycleWriteIsBrokenNotIdle) {
-  CaseSetup setup;
-  setup.seed = 3;
-  setup.cleanup_policy = CleanupPolicy::kCompactAndDelete;
-  setup.flush_policy = FlushPolicy::kAlways;
-  setup.segment_bytes = 700;
-  setup.segment_ms = 1500;
-  setup.index_interval_bytes = 64;
-  setup.read_corruption_probability = 0.01;
-  setup.read_error_probability = 0.01;
-  setup.write_error_probability = 0.003;
+  const CaseSetup setup{
+      .seed = 3,
+      .cleanup_policy = CleanupPolicy::kCompactAndDelete,
+      .flush_policy = FlushPolicy::kAlways,
+      .segment_bytes = 700,
+      .segment_ms = 1500,
+      .index_interval_bytes = 64,
+      .read_corruption_probability = 0.01,
+      .read_error_probability = 0.01,
+      .write_error_probability = 0.003,
+  };
   RecordSpec old = Rec(0, 0);
   old.age_ms = 10'000;
   const absl::Status status = RunScenario(
