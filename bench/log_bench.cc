@@ -28,6 +28,8 @@
 //   process crash may lose.
 // - append_to_disk/<batch>/flush_never: 256 MiB appended under flush_never, then Flush() and a
 //   wait until all of it is durable: the same work as raw_disk, through the log.
+// - append/64KiB/flush_always+buffer+16MiB_in_flight: flush_always with four times the window,
+//   for reference: a closed window bounds what any policy that syncs before it acknowledges can do.
 // - read/Read_1MiB: PartitionLog::Read of 1 MiB at a time across a 64 MiB log that is in the page
 //   cache (every batch CRC-checked on the way out), beside raw_read/pread_1MiB (the same file bytes
 //   through pread) and memcpy/1MiB (user-space copy bandwidth).
@@ -90,6 +92,11 @@ constexpr size_t kSyncEveryBytes = size_t{64} << 10;
 // waiting for its ack.
 constexpr size_t kInFlightBatchesMax = 1024;
 constexpr size_t kInFlightBytesMax = size_t{4} << 20;
+// A deeper window, for one figure printed for reference: how far group commit goes when more is in
+// flight (more producers, or more requests each), since with a closed window of appends a flush
+// policy that syncs before it acknowledges can do no better than window / (time to write and sync
+// one window).
+constexpr size_t kDeepInFlightBytesMax = size_t{16} << 20;
 // The write buffer of the "...+buffer" figures (LogConfig::write_buffer_bytes). Measured on a
 // machine with 1 MiB of L2 per core: 256 KiB beat both 64 KiB (more write calls) and 512 KiB or
 // 1 MiB (the buffer and the page-cache pages it is copied into no longer stay in L2 together, and
@@ -104,6 +111,8 @@ constexpr int64_t kWaitTimeoutUs = 60'000'000;
 
 // The reference of the flush_never goal (see the file comment).
 constexpr char kRawDisk[] = "raw_disk/pwrite_1MiB+writeback+fdatasync_at_end";
+// flush_always with 64 KiB batches, the write buffer and kDeepInFlightBytesMax in flight.
+constexpr char kDeepAlways[] = "append/64KiB/flush_always+buffer+16MiB_in_flight";
 
 std::string& BenchRoot() {
   static std::string root;
@@ -236,7 +245,7 @@ void BM_RawWrite(benchmark::State& state, size_t write_bytes, size_t sync_every_
 // everything on the disk: kDiskWriteBytesPerIteration bytes are appended, then Flush() and a wait
 // for all of it to be durable, which is what raw_disk's final fdatasync does.
 void BM_Append(benchmark::State& state, size_t batch_bytes, FlushPolicy policy,
-               uint32_t write_buffer_bytes, bool to_disk) {
+               uint32_t write_buffer_bytes, bool to_disk, size_t in_flight_bytes_max) {
   assert(!to_disk || policy == FlushPolicy::kNever);
   absl::StatusOr<RealNode> node = RealNode::Create(
       absl::StrCat("append_", batch_bytes, policy == FlushPolicy::kNever ? "_never" : "_always",
@@ -250,12 +259,14 @@ void BM_Append(benchmark::State& state, size_t batch_bytes, FlushPolicy policy,
     state.SkipWithError(batch.status().ToString().c_str());
     return;
   }
-  const size_t total_bytes = to_disk                        ? kDiskWriteBytesPerIteration
-                             : policy == FlushPolicy::kNever ? kWriteBytesPerIteration
-                                                             : kSyncedWriteBytesPerIteration;
+  // A synced iteration writes at least four windows, so that the first and last count little.
+  const size_t total_bytes =
+      to_disk                        ? kDiskWriteBytesPerIteration
+      : policy == FlushPolicy::kNever ? kWriteBytesPerIteration
+                                      : std::max(kSyncedWriteBytesPerIteration, 4 * in_flight_bytes_max);
   const size_t batch_count = std::max<size_t>(1, total_bytes / batch->size());
   const size_t window =
-      std::min(kInFlightBatchesMax, std::max<size_t>(1, kInFlightBytesMax / batch->size()));
+      std::min(kInFlightBatchesMax, std::max<size_t>(1, in_flight_bytes_max / batch->size()));
   uint64_t syncs = 0;
   int iteration = 0;
   for (auto _ : state) {
@@ -527,6 +538,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
                  ">= 0.5 (within 2x)");
       PrintRatio("append(always, 1 KiB) / append(never, 1 KiB)", always_1, disk_never_1,
                  "(for reference)");
+      if (*variant != '\0') {
+        PrintRatio("  the same at 64 KiB with 16 MiB in flight", kDeepAlways, disk_never_64,
+                   "(for reference: a deeper window)");
+      }
       PrintRatio("append(always, 64 KiB) / raw write + fdatasync/4 MiB", always_64,
                  "raw_write/pwrite_1MiB+fdatasync_per_4MiB", "(vs. the disk at the same window)");
       std::printf(" in the page cache (nothing synced): what the log's own work costs\n");
@@ -594,18 +609,21 @@ void RegisterBenchmarks() {
       const std::string size_name = batch_bytes == 1024 ? "1KiB" : "64KiB";
       benchmark::RegisterBenchmark(
           absl::StrCat("append/", size_name, "/flush_never", variant).c_str(), BM_Append,
-          batch_bytes, FlushPolicy::kNever, write_buffer_bytes, false)
+          batch_bytes, FlushPolicy::kNever, write_buffer_bytes, false, kInFlightBytesMax)
           ->UseRealTime();
       benchmark::RegisterBenchmark(
           absl::StrCat("append_to_disk/", size_name, "/flush_never", variant).c_str(), BM_Append,
-          batch_bytes, FlushPolicy::kNever, write_buffer_bytes, true)
+          batch_bytes, FlushPolicy::kNever, write_buffer_bytes, true, kInFlightBytesMax)
           ->UseRealTime();
       benchmark::RegisterBenchmark(
           absl::StrCat("append/", size_name, "/flush_always", variant).c_str(), BM_Append,
-          batch_bytes, FlushPolicy::kAlways, write_buffer_bytes, false)
+          batch_bytes, FlushPolicy::kAlways, write_buffer_bytes, false, kInFlightBytesMax)
           ->UseRealTime();
     }
   }
+  benchmark::RegisterBenchmark(kDeepAlways, BM_Append, size_t{64} << 10, FlushPolicy::kAlways,
+                               kBufferedWriteBytes, false, kDeepInFlightBytesMax)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("read/Read_1MiB", BM_LogRead)->UseRealTime();
   benchmark::RegisterBenchmark("raw_read/pread_1MiB", BM_RawRead)->UseRealTime();
   benchmark::RegisterBenchmark("memcpy/1MiB", BM_Memcpy)->UseRealTime();
