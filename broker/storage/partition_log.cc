@@ -112,9 +112,7 @@ PartitionLog::Impl::~Impl() {
   // destroys its logs on the way down leaves them in the page cache. An error only loses bytes
   // that a crash may lose anyway.
   for (const auto& [base, segment] : segments_) {
-    if (segment->write_buffer != nullptr && segment->file == segment->write_buffer) {
-      segment->write_buffer->Flush().IgnoreError();
-    }
+    if (BufferedFile* buffer = segment->write_buffer_in_use()) buffer->Flush().IgnoreError();
   }
   alive_.reset();
   if (flush_timer_ != kNoTimer) env_.clock().CancelTimer(flush_timer_);
@@ -402,25 +400,24 @@ absl::Status PartitionLog::Impl::WriteSegmentBytes(Segment& segment, absl::strin
     }
     // The stamp changes only fields in front of the CRC'd part: stamp a copy of those few bytes
     // and take the rest as it is, instead of copying the whole batch twice.
+    const size_t capacity_bytes = config_.write_buffer_bytes;
     char head[kCrcUnprotectedBytes];
     std::memcpy(head, bytes.data(), sizeof(head));
     ApplyStamp(head, sizeof(head), stamp->base_offset, stamp->partition_leader_epoch, -1);
-    if (absl::Status held =
-            buffer.Hold(position, absl::string_view(head, sizeof(head)), config_.write_buffer_bytes);
+    if (absl::Status held = buffer.Hold(position, absl::string_view(head, sizeof(head)),
+                                        capacity_bytes);
         !held.ok()) {
       return held;
     }
-    return buffer.Hold(position + sizeof(head), bytes.substr(sizeof(head)),
-                       config_.write_buffer_bytes);
+    return buffer.Hold(position + sizeof(head), bytes.substr(sizeof(head)), capacity_bytes);
   }
   if (stamp != nullptr) bytes = StampedCopy(bytes, *stamp);
   return segment.file->WriteAt(segment.physical_bytes, bytes);
 }
 
 void PartitionLog::Impl::MaybeStartWriteback(Segment& segment) {
-  const bool buffered = segment.write_buffer != nullptr && segment.file == segment.write_buffer;
-  const uint64_t in_file =
-      segment.physical_bytes - (buffered ? segment.write_buffer->held_bytes() : 0);
+  const BufferedFile* buffer = segment.write_buffer_in_use();
+  const uint64_t in_file = segment.physical_bytes - (buffer != nullptr ? buffer->held_bytes() : 0);
   // A truncation may have cut the file below where write-back was last started.
   segment.writeback_started_bytes = std::min(segment.writeback_started_bytes, in_file);
   if (in_file - segment.writeback_started_bytes < kWritebackStrideBytes) return;
@@ -430,19 +427,17 @@ void PartitionLog::Impl::MaybeStartWriteback(Segment& segment) {
 }
 
 BufferedFile& PartitionLog::Impl::WriteBufferOf(Segment& segment) {
-  if (segment.write_buffer == nullptr || segment.file != segment.write_buffer) {
-    segment.write_buffer = std::make_shared<BufferedFile>(segment.file);
-    segment.file = segment.write_buffer;
-  }
+  if (BufferedFile* buffer = segment.write_buffer_in_use()) return *buffer;
+  segment.write_buffer = std::make_shared<BufferedFile>(segment.file);
+  segment.file = segment.write_buffer;
   return *segment.write_buffer;
 }
 
 absl::Status PartitionLog::Impl::FlushWriteBuffer(Segment& segment) {
-  if (segment.write_buffer == nullptr || segment.file != segment.write_buffer) {
-    return absl::OkStatus();
-  }
-  if (absl::Status flushed = segment.write_buffer->Flush(); !flushed.ok()) return flushed;
-  segment.write_buffer->Release();
+  BufferedFile* buffer = segment.write_buffer_in_use();
+  if (buffer == nullptr) return absl::OkStatus();
+  if (absl::Status flushed = buffer->Flush(); !flushed.ok()) return flushed;
+  buffer->Release();
   return absl::OkStatus();
 }
 

@@ -93,12 +93,12 @@ enum class FlushPolicy {
 };
 
 enum class CleanupPolicy { kDelete, kCompact, kCompactAndDelete };
+enum class TimestampType { kCreateTime, kLogAppendTime };
 
 // The largest write buffer a log may use (LogConfig::write_buffer_bytes): enough that one write(2)
 // carries many small batches, small enough that a broker with many partitions does not hold much
 // memory per partition.
 inline constexpr size_t kWriteBufferBytesMax = size_t{1} << 20;
-enum class TimestampType { kCreateTime, kLogAppendTime };
 
 // Per-log configuration, named after Kafka's topic configs.
 struct LogConfig {

@@ -41,8 +41,9 @@
 // Write buffering. With write_buffer_bytes above 0 the active segment's appends go through a
 // BufferedFile (segment.h): batches are copied (and stamped) into memory and written to the file
 // in whole windows of write_buffer_bytes at multiples of it, since one write(2) per small batch,
-// or one at an unaligned offset, costs far more than the copy. An unsynced append is volatile anyway; held bytes are only more volatile (a process crash
-// loses them too), and for a bounded time: they are written out when the buffer is full, before
+// or one at an unaligned offset, costs far more than the copy. An unsynced append is volatile
+// anyway; held bytes are only more volatile (a process crash loses them too), and for a bounded
+// time: they are written out when the buffer is full, before
 // every sync of the segment (step 2, so a sync covers them and WhenDurable means what it says), on
 // roll, when write_buffer_bytes changes, at destruction (written, not synced), and at the latest
 // kWriteBufferHoldUsMax after they were appended. A failure writing them out fails the log, as a

@@ -50,7 +50,8 @@ absl::Status BufferedFile::Hold(uint64_t offset, absl::string_view data, size_t 
       if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
       continue;
     }
-    const size_t taken = static_cast<size_t>(std::min<uint64_t>(window_end - held_end(), data.size()));
+    const size_t taken =
+        static_cast<size_t>(std::min<uint64_t>(window_end - held_end(), data.size()));
     const size_t needed_bytes = held_bytes_ + taken;
     if (buffer_.size() < needed_bytes) {
       // Doubling keeps the zero-filling of growth to a constant share of the bytes appended.

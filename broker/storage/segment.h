@@ -131,6 +131,10 @@ struct Segment {
   // (unless something replaced `file` since, which only happens to sealed segments, whose buffers
   // are empty).
   std::shared_ptr<BufferedFile> write_buffer;
+  // The write buffer when `file` still goes through it, else nullptr.
+  BufferedFile* write_buffer_in_use() const {
+    return write_buffer != nullptr && file == write_buffer ? write_buffer.get() : nullptr;
+  }
   // The segment's contents as the log sees them; size_bytes() == physical_bytes + pending.size().
   SegmentIndex index;
   // Bytes at the start of the file that belong to the contents. The file may hold more (old bytes
