@@ -23,6 +23,7 @@
 #include "broker/server/broker_node.h"
 #include "broker/server/broker_settings.h"
 #include "gtest/gtest.h"
+#include "sim/broker_program.h"
 #include "sim/simulator.h"
 
 namespace runnel::server {
@@ -150,10 +151,8 @@ inline protocol::CreateTopicsRequest CreateTopics(
 
 // --- The simulated world ------------------------------------------------------------------------
 
-struct BrokerHost {
-  std::unique_ptr<BrokerNode> node;
-  absl::Status status;
-};
+// What the broker node runs: its BrokerNode, or why it did not start.
+using BrokerHost = sim::BrokerProgram;
 
 struct ClientHost {
   explicit ClientHost(Env& env_in) : env(env_in) {}
@@ -163,7 +162,8 @@ struct ClientHost {
 // A disk without faults and with short sync latencies.
 sim::SimDiskOptions QuietDisk();
 
-// A broker node and a client node. The broker starts with `config` (set it before Start()).
+// A broker node and a client node. The broker starts with `config`: set it before the first Start();
+// restarts keep what the first start read, as a deployed broker keeps its configuration file.
 class World {
  public:
   explicit World(uint64_t seed = 7) : simulator_(sim::SimulatorOptions{.seed = seed}) {
@@ -172,21 +172,20 @@ class World {
     sim::NodeOptions broker_options{.name = kBrokerHost};
     broker_options.has_own_disk_options = true;
     broker_options.disk = QuietDisk();
-    broker_ = simulator_.AddNode(broker_options, [this](Env& env) {
-      auto host = std::make_shared<BrokerHost>();
-      absl::StatusOr<BrokerSettings> settings = ResolveBrokerConfig(config_);
-      if (!settings.ok()) {
-        host->status = settings.status();
-      } else {
-        absl::StatusOr<std::unique_ptr<BrokerNode>> node = BrokerNode::Create(env, *settings);
-        if (node.ok()) {
-          host->node = *std::move(node);
-        } else {
-          host->status = node.status();
+    broker_ = simulator_.AddNode(broker_options, [this](Env& env) -> std::shared_ptr<void> {
+      if (!broker_program_) {
+        absl::StatusOr<BrokerSettings> settings = ResolveBrokerConfig(config_);
+        if (!settings.ok()) {
+          auto refused = std::make_shared<BrokerHost>();
+          refused->status = settings.status();
+          broker_host_ = refused.get();
+          return refused;
         }
+        broker_program_ = sim::BrokerNodeProgram(*std::move(settings));
       }
-      broker_host_ = host.get();
-      return std::shared_ptr<void>(host);
+      std::shared_ptr<void> program = broker_program_(env);
+      broker_host_ = static_cast<BrokerHost*>(program.get());
+      return program;
     });
     client_ = simulator_.AddNode(sim::NodeOptions{.name = "client"}, [this](Env& env) {
       auto host = std::make_shared<ClientHost>(env);
@@ -263,6 +262,8 @@ class World {
  private:
   sim::Simulator simulator_;
   BrokerConfig config_;
+  // The broker's node program, made from config_ at the first start.
+  sim::NodeProgram broker_program_;
   NodeId broker_ = 0;
   NodeId client_ = 0;
   BrokerHost* broker_host_ = nullptr;
