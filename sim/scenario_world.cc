@@ -667,6 +667,7 @@ class ScenarioWorld::Runner {
     }
     simulator_.SetAfterEventHook([this](NodeId event_node) { SampleHighWatermarks(event_node); });
     high_watermarks_seen_.assign(brokers_.size(), {});
+    sampled_logs_.assign(brokers_.size(), {});
     for (NodeId node : brokers_) simulator_.StartNode(node);
     for (const auto& [node, start_us] : start_us_) {
       const NodeId id = node;
@@ -757,21 +758,23 @@ class ScenarioWorld::Runner {
   // event of a broker node or of the simulator itself (faults, starts). A client's event changes no
   // broker state. Each broker's values are handed to the checker only when they changed since it
   // last saw them: an unchanged value was already checked when it was new.
+  // Runs after every event of a broker, so it looks the logs up only when they may have changed.
   void SampleHighWatermarks(NodeId event_node) {
     if (event_node >= 0 && !IsBroker(event_node)) return;
     for (size_t b = 0; b < brokers_.size(); ++b) {
       const NodeId node = brokers_[b];
       server::BrokerNode* broker = ServingBroker(node);
       if (broker == nullptr) continue;
+      const std::vector<const storage::PartitionLog*>& logs = SampledLogs(b, *broker);
       std::vector<int64_t>& last_seen = high_watermarks_seen_[b];
+      last_seen.resize(logs.size(), kNoHighWatermarkSeen);
       size_t slot = 0;
       for (const auto& [topic, count] : shared_.partition_counts) {
         for (int32_t partition = 0; partition < count; ++partition, ++slot) {
-          const storage::PartitionLog* log = broker->topics().Find(topic, partition);
+          const storage::PartitionLog* log = logs[slot];
           // A failed log is not served (ServableError), so it exposes no high watermark.
           if (log == nullptr || server::ServableError(*log).has_value()) continue;
           const int64_t high_watermark = server::HighWatermark(*log);
-          if (slot >= last_seen.size()) last_seen.resize(slot + 1, kNoHighWatermarkSeen);
           if (last_seen[slot] == high_watermark) continue;
           last_seen[slot] = high_watermark;
           shared_.online.ObserveHighWatermark(simulator_.NowUs(), simulator_.NodeName(node),
@@ -780,6 +783,31 @@ class ScenarioWorld::Runner {
         }
       }
     }
+  }
+
+  // The logs of broker `b` (brokers_' order), by partition in shared_.partition_counts' order
+  // (null where it has none), looked up again only when the broker restarted or its metadata image
+  // changed. Within one run of a broker its topic manager changes which log Find() returns only
+  // along with its image: a topic's logs are made before the image names it, and are closed after
+  // the image drops it.
+  const std::vector<const storage::PartitionLog*>& SampledLogs(size_t b,
+                                                               server::BrokerNode& broker) {
+    BrokerLogs& sampled = sampled_logs_[b];
+    const uint64_t incarnation = simulator_.Incarnation(brokers_[b]);
+    const server::TopicManager& topics = broker.topics();
+    if (sampled.valid && sampled.incarnation == incarnation && sampled.image == topics.image()) {
+      return sampled.logs;
+    }
+    sampled.valid = true;
+    sampled.incarnation = incarnation;
+    sampled.image = topics.image();
+    sampled.logs.clear();
+    for (const auto& [topic, count] : shared_.partition_counts) {
+      for (int32_t partition = 0; partition < count; ++partition) {
+        sampled.logs.push_back(topics.Find(topic, partition));
+      }
+    }
+    return sampled.logs;
   }
 
   std::optional<int64_t> HighWatermark(const TopicPartition& partition) {
@@ -1480,6 +1508,14 @@ class ScenarioWorld::Runner {
   // watermark last handed to the online checker (SampleHighWatermarks).
   static constexpr int64_t kNoHighWatermarkSeen = -1;
   std::vector<std::vector<int64_t>> high_watermarks_seen_;
+  // By broker: its logs as SampledLogs last found them, and for which run and image.
+  struct BrokerLogs {
+    bool valid = false;
+    uint64_t incarnation = 0;
+    server::MetadataImage image;
+    std::vector<const storage::PartitionLog*> logs;
+  };
+  std::vector<BrokerLogs> sampled_logs_;
 };
 
 ScenarioWorld::ScenarioWorld(scenario::Scenario scenario, ScenarioRunOptions options)
