@@ -10,7 +10,6 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -31,21 +30,26 @@ std::string Where(const TopicPartitionRef& partition, int64_t offset) {
   return absl::StrCat(partition.topic, "-", partition.partition, "@", offset);
 }
 
+// A value's dense id (Checker::ValueId), or kNoValue for a record without one.
+constexpr int kNoValue = -1;
+
 // What was seen at one offset first, and by which entry. Key and value point into the history,
-// which outlives the checker, so that a history of millions of records is not copied.
+// which outlives the checker, so that a history of millions of records is not copied; value_id
+// stands for the value in comparisons (equal ids, equal values).
 struct Seen {
   const std::optional<std::string>* key = nullptr;
   const std::optional<std::string>* value = nullptr;
+  int value_id = kNoValue;
   const HistoryEntry* entry = nullptr;
-  bool Same(const std::optional<std::string>& other_key,
-            const std::optional<std::string>& other_value) const {
-    return *key == other_key && *value == other_value;
+  bool Same(const std::optional<std::string>& other_key, int other_value_id) const {
+    return value_id == other_value_id && *key == other_key;
   }
 };
 
-// A reader of one partition: process, incarnation and the partition's id (Checker::PartitionId).
-// Maps keyed by it are only searched and erased by prefix; nothing reported depends on their order.
-using ReaderKey = std::tuple<absl::string_view, uint64_t, int>;
+// A reader of one partition: process (Checker::ProcessId), incarnation and the partition's id
+// (Checker::PartitionId). Maps keyed by it are only searched and erased by prefix; nothing
+// reported depends on their order.
+using ReaderKey = std::tuple<int, uint64_t, int>;
 
 // Where a value was placed: the partition's id and the offset, with the entry that showed it.
 struct Position {
@@ -105,11 +109,26 @@ class Checker {
   // Pairs every send invocation with its completion, and indexes sends by value.
   void IndexSends() {
     completions_.assign(entries_.size(), nullptr);
+    send_value_ids_.assign(entries_.size(), kNoValue);
+    process_ids_.reserve(entries_.size());
+    absl::flat_hash_map<absl::string_view, int> ids_of_processes;
+    for (const HistoryEntry& entry : entries_) {
+      process_ids_.push_back(
+          ids_of_processes.try_emplace(entry.process, static_cast<int>(ids_of_processes.size()))
+              .first->second);
+    }
     for (const HistoryEntry& entry : entries_) {
       if (entry.function != OpFunction::kSend) continue;
       if (entry.type == OpType::kInvoke) {
         sends_.push_back(&entry);
-        if (entry.value.has_value()) send_by_value_.try_emplace(*entry.value, &entry);
+        if (entry.value.has_value()) {
+          const int value_id = ValueId(*entry.value);
+          if (entry.index >= 0 && static_cast<size_t>(entry.index) < send_value_ids_.size()) {
+            send_value_ids_[static_cast<size_t>(entry.index)] = value_id;
+          }
+          const HistoryEntry*& first = first_send_of_value_[static_cast<size_t>(value_id)];
+          if (first == nullptr) first = &entry;
+        }
         continue;
       }
       if (entry.op >= 0 && static_cast<size_t>(entry.op) < completions_.size()) {
@@ -164,12 +183,38 @@ class Checker {
     return *partition_refs_[static_cast<size_t>(partition_id)];
   }
 
+  // A dense id for the process of `entry` (one of entries_), so that readers compare as integers.
+  int ProcessId(const HistoryEntry& entry) const {
+    return process_ids_[static_cast<size_t>(&entry - entries_.data())];
+  }
+
+  // A dense id for `value`, given in order of first appearance in the history: the checker
+  // compares and indexes values by it, so that each value is hashed once per record.
+  int ValueId(absl::string_view value) {
+    auto [it, fresh] = value_ids_.try_emplace(value, static_cast<int>(value_names_.size()));
+    if (fresh) {
+      value_names_.push_back(value);
+      first_send_of_value_.push_back(nullptr);
+      positions_.emplace_back();
+      value_read_.push_back(false);
+    }
+    return it->second;
+  }
+
+  // The value id of a send invocation (kNoValue when it sent none).
+  int SendValueId(const HistoryEntry& invocation) const {
+    if (invocation.index < 0 || static_cast<size_t>(invocation.index) >= send_value_ids_.size()) {
+      return kNoValue;
+    }
+    return send_value_ids_[static_cast<size_t>(invocation.index)];
+  }
+
   // Records (key, value) at an offset, reporting a second, different record there.
   void Place(int partition_id, int64_t offset, const std::optional<std::string>& key,
-             const std::optional<std::string>& value, const HistoryEntry& entry) {
+             const std::optional<std::string>& value, int value_id, const HistoryEntry& entry) {
     PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
-    auto [slot, fresh] = facts.log.try_emplace(offset, Seen{&key, &value, &entry});
-    if (!fresh && !slot->second.Same(key, value) &&
+    auto [slot, fresh] = facts.log.try_emplace(offset, Seen{&key, &value, value_id, &entry});
+    if (!fresh && !slot->second.Same(key, value_id) &&
         inconsistent_reported_.insert({partition_id, offset}).second) {
       const TopicPartitionRef& partition = Ref(partition_id);
       Report("inconsistent-offsets",
@@ -180,13 +225,13 @@ class Checker {
                           entry.index, ", ", entry.process, ")"),
              &entry, partition, offset);
     }
-    if (!value.has_value()) return;
-    PositionList& positions = positions_[*value];
+    if (value_id == kNoValue) return;
+    PositionList& positions = positions_[static_cast<size_t>(value_id)];
     for (const Position& position : positions) {
       if (position.partition_id == partition_id && position.offset == offset) return;
     }
     positions.push_back(Position{partition_id, offset, &entry});
-    if (positions.size() == 2) repeated_values_.push_back(*value);
+    if (positions.size() == 2) repeated_values_.push_back(value_id);
   }
 
   void CloseRun(const ReaderKey& reader) {
@@ -196,7 +241,7 @@ class Checker {
     runs_.erase(run);
   }
 
-  void CloseRunsOf(absl::string_view process, uint64_t incarnation) {
+  void CloseRunsOf(int process, uint64_t incarnation) {
     std::vector<ReaderKey> closing;
     for (auto it = runs_.lower_bound(ReaderKey{process, incarnation, -1});
          it != runs_.end() && std::get<0>(it->first) == process &&
@@ -218,7 +263,7 @@ class Checker {
           if (static_cast<size_t>(entry.op) >= entries_.size()) break;
           const HistoryEntry& invocation = entries_[static_cast<size_t>(entry.op)];
           Place(PartitionId(TopicPartitionRef{invocation.topic, entry.partition}), entry.offset,
-                invocation.key, invocation.value, entry);
+                invocation.key, invocation.value, SendValueId(invocation), entry);
           break;
         }
         case OpFunction::kPoll: {
@@ -228,11 +273,13 @@ class Checker {
           PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
           for (const PolledRecord& record : entry.records) {
             ++report_.records_read;
-            Place(partition_id, record.offset, record.key, record.value, entry);
-            facts.reads.try_emplace(record.offset, Seen{&record.key, &record.value, &entry});
-            if (record.value.has_value()) values_read_.insert(*record.value);
+            const int value_id = record.value.has_value() ? ValueId(*record.value) : kNoValue;
+            Place(partition_id, record.offset, record.key, record.value, value_id, entry);
+            facts.reads.try_emplace(record.offset,
+                                    Seen{&record.key, &record.value, value_id, &entry});
+            if (value_id != kNoValue) value_read_[static_cast<size_t>(value_id)] = true;
           }
-          const ReaderKey reader{entry.process, entry.incarnation, partition_id};
+          const ReaderKey reader{ProcessId(entry), entry.incarnation, partition_id};
           auto [run, fresh] = runs_.try_emplace(
               reader, std::make_pair(entry.records.front().offset, entry.records.back().offset));
           if (!fresh) {
@@ -242,11 +289,11 @@ class Checker {
           break;
         }
         case OpFunction::kAssign:
-          CloseRunsOf(entry.process, entry.incarnation);
+          CloseRunsOf(ProcessId(entry), entry.incarnation);
           break;
         case OpFunction::kSeek:
           if (std::optional<int> id = FindPartitionId({entry.topic, entry.partition})) {
-            CloseRun(ReaderKey{entry.process, entry.incarnation, *id});
+            CloseRun(ReaderKey{ProcessId(entry), entry.incarnation, *id});
           }
           break;
         case OpFunction::kCommit:
@@ -298,8 +345,10 @@ class Checker {
       for (const PolledRecord& record : entry.records) {
         const HistoryEntry* send = nullptr;
         if (record.value.has_value()) {
-          auto found = send_by_value_.find(*record.value);
-          if (found != send_by_value_.end()) send = found->second;
+          auto found = value_ids_.find(*record.value);
+          if (found != value_ids_.end()) {
+            send = first_send_of_value_[static_cast<size_t>(found->second)];
+          }
         }
         if (send == nullptr) {
           Report("phantom-read",
@@ -356,8 +405,9 @@ class Checker {
     for (const HistoryEntry& entry : entries_) {
       if (entry.type == OpType::kInvoke) continue;
       if (entry.function == OpFunction::kAssign) {
-        auto it = last_read.lower_bound(ReaderKey{entry.process, entry.incarnation, -1});
-        while (it != last_read.end() && std::get<0>(it->first) == entry.process &&
+        const int process = ProcessId(entry);
+        auto it = last_read.lower_bound(ReaderKey{process, entry.incarnation, -1});
+        while (it != last_read.end() && std::get<0>(it->first) == process &&
                std::get<1>(it->first) == entry.incarnation) {
           it = last_read.erase(it);
         }
@@ -365,13 +415,13 @@ class Checker {
       }
       if (entry.function == OpFunction::kSeek) {
         if (std::optional<int> id = FindPartitionId({entry.topic, entry.partition})) {
-          last_read.erase(ReaderKey{entry.process, entry.incarnation, *id});
+          last_read.erase(ReaderKey{ProcessId(entry), entry.incarnation, *id});
         }
         continue;
       }
       if (entry.function != OpFunction::kPoll || entry.records.empty()) continue;
       const int partition_id = KnownPartitionId({entry.topic, entry.partition});
-      const ReaderKey reader{entry.process, entry.incarnation, partition_id};
+      const ReaderKey reader{ProcessId(entry), entry.incarnation, partition_id};
       auto last = last_read.find(reader);
       if (last != last_read.end()) {
         CompareOrder(entry, partition_id, last->second, entry.records.front().offset, false);
@@ -397,7 +447,8 @@ class Checker {
       const Seen* read = nullptr;
       const auto& reads = partition_facts_[static_cast<size_t>(partition_id)].reads;
       if (auto at = reads.find(offset); at != reads.end()) read = &at->second;
-      const bool read_there = read != nullptr && read->Same(send->key, send->value);
+      const int value_id = SendValueId(*send);
+      const bool read_there = read != nullptr && read->Same(send->key, value_id);
       if (!read_there && Covered(partition_id, offset)) {
         Report("lost-write",
                absl::StrCat(send->process, " sent ", Printable(send->value), " (entry ",
@@ -409,8 +460,8 @@ class Checker {
                completion, partition, offset);
         continue;
       }
-      if (options_.final_reads && send->value.has_value() &&
-          !values_read_.contains(*send->value)) {
+      if (options_.final_reads && value_id != kNoValue &&
+          !value_read_[static_cast<size_t>(value_id)]) {
         Report("unseen",
                absl::StrCat(send->process, " sent ", Printable(send->value), " (entry ",
                             send->index, "), acknowledged at ", Where(partition, offset),
@@ -429,7 +480,7 @@ class Checker {
         continue;
       }
       const TopicPartitionRef partition{send->topic, completion->partition};
-      const ReaderKey producer{send->process, send->incarnation, KnownPartitionId(partition)};
+      const ReaderKey producer{ProcessId(*send), send->incarnation, KnownPartitionId(partition)};
       auto [last, fresh] = last_offset.try_emplace(producer, completion->offset, send);
       if (fresh) continue;
       if (completion->offset <= last->second.first) {
@@ -447,21 +498,21 @@ class Checker {
 
   // Values placed at two or more offsets, reported in value order.
   void CheckDuplicates() {
-    std::sort(repeated_values_.begin(), repeated_values_.end());
-    for (absl::string_view value : repeated_values_) {
-      PositionList* positions = &positions_.find(value)->second;
-      auto send = send_by_value_.find(value);
-      if (send == send_by_value_.end() ||
-          !options_.idempotent_processes.contains(send->second->process)) {
-        continue;
-      }
+    std::sort(repeated_values_.begin(), repeated_values_.end(), [this](int a, int b) {
+      return value_names_[static_cast<size_t>(a)] < value_names_[static_cast<size_t>(b)];
+    });
+    for (const int value_id : repeated_values_) {
+      const absl::string_view value = value_names_[static_cast<size_t>(value_id)];
+      PositionList* positions = &positions_[static_cast<size_t>(value_id)];
+      const HistoryEntry* send = first_send_of_value_[static_cast<size_t>(value_id)];
+      if (send == nullptr || !options_.idempotent_processes.contains(send->process)) continue;
       std::sort(positions->begin(), positions->end(), [this](const Position& a, const Position& b) {
         return std::tie(Ref(a.partition_id), a.offset) < std::tie(Ref(b.partition_id), b.offset);
       });
       const Position& first = (*positions)[0];
       const Position& second = (*positions)[1];
       Report("duplicate",
-             absl::StrCat("value '", value, "' sent once by ", send->second->process, " is at ",
+             absl::StrCat("value '", value, "' sent once by ", send->process, " is at ",
                           Where(Ref(first.partition_id), first.offset), " and at ",
                           Where(Ref(second.partition_id), second.offset),
                           positions->size() > 2
@@ -492,16 +543,20 @@ class Checker {
 
   std::vector<const HistoryEntry*> sends_;        // invocations, in history order
   std::vector<const HistoryEntry*> completions_;  // by invocation index; null when none
-  // Lookups only (never iterated): the first send of each value.
-  absl::flat_hash_map<absl::string_view, const HistoryEntry*> send_by_value_;
+  std::vector<int> process_ids_;                  // by position in entries_
+  // Every value sent or read, by ValueId (the map is for lookups only, never iterated).
+  absl::flat_hash_map<absl::string_view, int> value_ids_;
+  std::vector<absl::string_view> value_names_;
+  std::vector<const HistoryEntry*> first_send_of_value_;  // null when only read
+  std::vector<bool> value_read_;
+  std::vector<int> send_value_ids_;  // by invocation index; kNoValue when none
   std::map<TopicPartitionRef, int> partition_ids_;
   std::vector<const TopicPartitionRef*> partition_refs_;  // by id
   std::vector<PartitionFacts> partition_facts_;           // by id
   std::set<std::pair<int, int64_t>> inconsistent_reported_;
-  // The distinct places of each value (lookups only), and the values with two or more.
-  absl::flat_hash_map<absl::string_view, PositionList> positions_;
-  std::vector<absl::string_view> repeated_values_;
-  absl::flat_hash_set<absl::string_view> values_read_;  // lookups only
+  // The distinct places of each value by ValueId, and the values with two or more.
+  std::vector<PositionList> positions_;
+  std::vector<int> repeated_values_;
   // Open runs of reads (first and last offset) per reader; closed ones go to PartitionFacts.
   std::map<ReaderKey, std::pair<int64_t, int64_t>> runs_;
 };
