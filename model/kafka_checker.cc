@@ -110,6 +110,7 @@ class Checker {
   void IndexSends() {
     completions_.assign(entries_.size(), nullptr);
     send_value_ids_.assign(entries_.size(), kNoValue);
+    first_read_value_id_.assign(entries_.size(), 0);
     process_ids_.reserve(entries_.size());
     absl::flat_hash_map<absl::string_view, int> ids_of_processes;
     for (const HistoryEntry& entry : entries_) {
@@ -271,9 +272,12 @@ class Checker {
           if (entry.records.empty()) break;
           const int partition_id = PartitionId(TopicPartitionRef{entry.topic, entry.partition});
           PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
+          first_read_value_id_[static_cast<size_t>(&entry - entries_.data())] =
+              read_value_ids_.size();
           for (const PolledRecord& record : entry.records) {
             ++report_.records_read;
             const int value_id = record.value.has_value() ? ValueId(*record.value) : kNoValue;
+            read_value_ids_.push_back(value_id);
             Place(partition_id, record.offset, record.key, record.value, value_id, entry);
             facts.reads.try_emplace(record.offset,
                                     Seen{&record.key, &record.value, value_id, &entry});
@@ -342,14 +346,12 @@ class Checker {
     for (const HistoryEntry& entry : entries_) {
       if (entry.function != OpFunction::kPoll || entry.type != OpType::kOk) continue;
       const TopicPartitionRef partition{entry.topic, entry.partition};
+      // BuildLogs gave every polled record its value id, in this order.
+      size_t read_index = first_read_value_id_[static_cast<size_t>(&entry - entries_.data())];
       for (const PolledRecord& record : entry.records) {
-        const HistoryEntry* send = nullptr;
-        if (record.value.has_value()) {
-          auto found = value_ids_.find(*record.value);
-          if (found != value_ids_.end()) {
-            send = first_send_of_value_[static_cast<size_t>(found->second)];
-          }
-        }
+        const int value_id = read_value_ids_[read_index++];
+        const HistoryEntry* send =
+            value_id == kNoValue ? nullptr : first_send_of_value_[static_cast<size_t>(value_id)];
         if (send == nullptr) {
           Report("phantom-read",
                  absl::StrCat(entry.process, " read value ", Printable(record.value), " at ",
@@ -550,6 +552,10 @@ class Checker {
   std::vector<const HistoryEntry*> first_send_of_value_;  // null when only read
   std::vector<bool> value_read_;
   std::vector<int> send_value_ids_;  // by invocation index; kNoValue when none
+  // The value ids of every polled record, poll by poll, and where each poll's begin (by position
+  // in entries_).
+  std::vector<int> read_value_ids_;
+  std::vector<size_t> first_read_value_id_;
   std::map<TopicPartitionRef, int> partition_ids_;
   std::vector<const TopicPartitionRef*> partition_refs_;  // by id
   std::vector<PartitionFacts> partition_facts_;           // by id
