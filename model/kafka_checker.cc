@@ -124,9 +124,7 @@ class Checker {
         sends_.push_back(&entry);
         if (entry.value.has_value()) {
           const int value_id = ValueId(*entry.value);
-          if (entry.index >= 0 && static_cast<size_t>(entry.index) < send_value_ids_.size()) {
-            send_value_ids_[static_cast<size_t>(entry.index)] = value_id;
-          }
+          send_value_ids_[EntryPosition(entry)] = value_id;
           const HistoryEntry*& first = first_send_of_value_[static_cast<size_t>(value_id)];
           if (first == nullptr) first = &entry;
         }
@@ -184,10 +182,14 @@ class Checker {
     return *partition_refs_[static_cast<size_t>(partition_id)];
   }
 
-  // A dense id for the process of `entry` (one of entries_), so that readers compare as integers.
-  int ProcessId(const HistoryEntry& entry) const {
-    return process_ids_[static_cast<size_t>(&entry - entries_.data())];
+  // Where `entry`, one of entries_, is in it: the index of the per-entry vectors below.
+  size_t EntryPosition(const HistoryEntry& entry) const {
+    assert(&entry >= entries_.data() && &entry < entries_.data() + entries_.size());
+    return static_cast<size_t>(&entry - entries_.data());
   }
+
+  // A dense id for the process of `entry`, so that readers compare as integers.
+  int ProcessId(const HistoryEntry& entry) const { return process_ids_[EntryPosition(entry)]; }
 
   // A dense id for `value`, given in order of first appearance in the history: the checker
   // compares and indexes values by it, so that each value is hashed once per record.
@@ -204,10 +206,7 @@ class Checker {
 
   // The value id of a send invocation (kNoValue when it sent none).
   int SendValueId(const HistoryEntry& invocation) const {
-    if (invocation.index < 0 || static_cast<size_t>(invocation.index) >= send_value_ids_.size()) {
-      return kNoValue;
-    }
-    return send_value_ids_[static_cast<size_t>(invocation.index)];
+    return send_value_ids_[EntryPosition(invocation)];
   }
 
   // Records (key, value) at an offset, reporting a second, different record there.
@@ -272,8 +271,7 @@ class Checker {
           if (entry.records.empty()) break;
           const int partition_id = PartitionId(TopicPartitionRef{entry.topic, entry.partition});
           PartitionFacts& facts = partition_facts_[static_cast<size_t>(partition_id)];
-          first_read_value_id_[static_cast<size_t>(&entry - entries_.data())] =
-              read_value_ids_.size();
+          first_read_value_id_[EntryPosition(entry)] = read_value_ids_.size();
           for (const PolledRecord& record : entry.records) {
             ++report_.records_read;
             const int value_id = record.value.has_value() ? ValueId(*record.value) : kNoValue;
@@ -347,7 +345,7 @@ class Checker {
       if (entry.function != OpFunction::kPoll || entry.type != OpType::kOk) continue;
       const TopicPartitionRef partition{entry.topic, entry.partition};
       // BuildLogs gave every polled record its value id, in this order.
-      size_t read_index = first_read_value_id_[static_cast<size_t>(&entry - entries_.data())];
+      size_t read_index = first_read_value_id_[EntryPosition(entry)];
       for (const PolledRecord& record : entry.records) {
         const int value_id = read_value_ids_[read_index++];
         const HistoryEntry* send =
@@ -545,15 +543,15 @@ class Checker {
 
   std::vector<const HistoryEntry*> sends_;        // invocations, in history order
   std::vector<const HistoryEntry*> completions_;  // by invocation index; null when none
-  std::vector<int> process_ids_;                  // by position in entries_
+  std::vector<int> process_ids_;                  // by EntryPosition
   // Every value sent or read, by ValueId (the map is for lookups only, never iterated).
   absl::flat_hash_map<absl::string_view, int> value_ids_;
   std::vector<absl::string_view> value_names_;
   std::vector<const HistoryEntry*> first_send_of_value_;  // null when only read
   std::vector<bool> value_read_;
-  std::vector<int> send_value_ids_;  // by invocation index; kNoValue when none
-  // The value ids of every polled record, poll by poll, and where each poll's begin (by position
-  // in entries_).
+  std::vector<int> send_value_ids_;  // by EntryPosition of invocations; kNoValue when none
+  // The value ids of every polled record, poll by poll, and where each poll's begin (by
+  // EntryPosition).
   std::vector<int> read_value_ids_;
   std::vector<size_t> first_read_value_id_;
   std::map<TopicPartitionRef, int> partition_ids_;
