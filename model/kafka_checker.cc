@@ -74,6 +74,7 @@ class Checker {
       : entries_(entries), options_(options) {}
 
   CheckReport Run() {
+    NumberProcesses();
     IndexSends();
     BuildLogs();
     CheckReads();
@@ -106,11 +107,8 @@ class Checker {
     collected_.push_back(std::move(anomaly));
   }
 
-  // Pairs every send invocation with its completion, and indexes sends by value.
-  void IndexSends() {
-    completions_.assign(entries_.size(), nullptr);
-    send_value_ids_.assign(entries_.size(), kNoValue);
-    first_read_value_id_.assign(entries_.size(), 0);
+  // Gives every entry its process's dense id (ProcessId), in order of first appearance.
+  void NumberProcesses() {
     process_ids_.reserve(entries_.size());
     absl::flat_hash_map<absl::string_view, int> ids_of_processes;
     for (const HistoryEntry& entry : entries_) {
@@ -118,6 +116,12 @@ class Checker {
           ids_of_processes.try_emplace(entry.process, static_cast<int>(ids_of_processes.size()))
               .first->second);
     }
+  }
+
+  // Pairs every send invocation with its completion, and gives sent values their ids.
+  void IndexSends() {
+    completions_.assign(entries_.size(), nullptr);
+    send_value_ids_.assign(entries_.size(), kNoValue);
     for (const HistoryEntry& entry : entries_) {
       if (entry.function != OpFunction::kSend) continue;
       if (entry.type == OpType::kInvoke) {
@@ -255,6 +259,7 @@ class Checker {
   // The offset order of every partition from acknowledged sends and reads, and the offset ranges
   // each consumer read over.
   void BuildLogs() {
+    first_read_value_id_.assign(entries_.size(), 0);
     for (const HistoryEntry& entry : entries_) {
       if (entry.type == OpType::kInvoke) continue;
       switch (entry.function) {

@@ -757,8 +757,8 @@ class ScenarioWorld::Runner {
   // The online check of the brokers' high watermarks, after every event that can move one: an
   // event of a broker node or of the simulator itself (faults, starts). A client's event changes no
   // broker state. Each broker's values are handed to the checker only when they changed since it
-  // last saw them: an unchanged value was already checked when it was new.
-  // Runs after every event of a broker, so it looks the logs up only when they may have changed.
+  // last saw them: an unchanged value was already checked when it was new. The logs themselves
+  // come from SampledLogs, which looks them up only when they may have changed.
   void SampleHighWatermarks(NodeId event_node) {
     if (event_node >= 0 && !IsBroker(event_node)) return;
     for (size_t b = 0; b < brokers_.size(); ++b) {
@@ -795,10 +795,7 @@ class ScenarioWorld::Runner {
     BrokerLogs& sampled = sampled_logs_[b];
     const uint64_t incarnation = simulator_.Incarnation(brokers_[b]);
     const server::TopicManager& topics = broker.topics();
-    if (sampled.valid && sampled.incarnation == incarnation && sampled.image == topics.image()) {
-      return sampled.logs;
-    }
-    sampled.valid = true;
+    if (sampled.incarnation == incarnation && sampled.image == topics.image()) return sampled.logs;
     sampled.incarnation = incarnation;
     sampled.image = topics.image();
     sampled.logs.clear();
@@ -1508,9 +1505,9 @@ class ScenarioWorld::Runner {
   // watermark last handed to the online checker (SampleHighWatermarks).
   static constexpr int64_t kNoHighWatermarkSeen = -1;
   std::vector<std::vector<int64_t>> high_watermarks_seen_;
-  // By broker: its logs as SampledLogs last found them, and for which run and image.
+  // By broker: its logs as SampledLogs last found them, and for which run and image. Incarnation 0
+  // (a node never started) means none were looked up yet.
   struct BrokerLogs {
-    bool valid = false;
     uint64_t incarnation = 0;
     server::MetadataImage image;
     std::vector<const storage::PartitionLog*> logs;
